@@ -1,0 +1,99 @@
+"""Orbax checkpoints of a run: periodic saves, the best by validation MAE, and resume.
+
+Each checkpoint holds three items: `model` (parameters and BatchNorm statistics, all an
+evaluation needs), `trainer` (step and optimizer state) and `config` (JSON). Orbax
+writes into a temporary directory and renames it when complete, so a half-written
+checkpoint is never listed; the latest `keep_latest` and the best `keep_best` by
+validation MAE are preserved.
+"""
+
+import os
+from typing import Any
+
+import ml_collections
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+from ageflax.errors import CheckpointError
+
+VALIDATION_METRIC = "validation_mae"
+
+
+def _validation_mae(metrics: dict[str, float]) -> float:
+  return metrics[VALIDATION_METRIC]
+
+
+class Checkpointer:
+  """Saves and restores `TrainState`s under `workdir/checkpoints`."""
+
+  def __init__(self, workdir: str | os.PathLike, keep_latest: int = 2, keep_best: int = 1,
+               read_only: bool = False):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    if read_only and not os.path.isdir(self.directory):
+      raise CheckpointError(f"no checkpoints in {workdir} ({self.directory} does not exist)")
+    policy = checkpoint_managers.AnyPreservationPolicy([
+        checkpoint_managers.LatestN(keep_latest),
+        checkpoint_managers.BestN(get_metric_fn=_validation_mae, reverse=True, n=keep_best,
+                                  keep_checkpoints_without_metrics=False),
+    ])
+    options = ocp.CheckpointManagerOptions(preservation_policy=policy, read_only=read_only,
+                                           create=not read_only)
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=options, item_names=("model", "trainer", "config"))
+
+  def save(self, state, config: ml_collections.ConfigDict,
+           metrics: dict[str, float] | None = None) -> None:
+    """Starts an asynchronous save of `state` at its step (waits for the previous save)."""
+    step = int(state.step)
+    args = ocp.args.Composite(
+        model=ocp.args.StandardSave({"params": state.params, "batch_stats": state.batch_stats}),
+        trainer=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state}),
+        config=ocp.args.JsonSave(config.to_dict()),
+    )
+    self._manager.save(step, args=args, metrics=metrics, force=True)
+
+  def wait(self) -> None:
+    """Blocks until every started save is committed to disk."""
+    self._manager.wait_until_finished()
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def best_step(self) -> int | None:
+    """The step with the lowest validation MAE, or the latest if none has metrics."""
+    scored = []
+    for step in self._manager.all_steps():
+      metrics = self._manager.metrics(step)
+      if metrics and VALIDATION_METRIC in metrics:
+        scored.append((metrics[VALIDATION_METRIC], step))
+    return min(scored)[1] if scored else self.latest_step()
+
+  def metrics(self, step: int) -> dict[str, float] | None:
+    return self._manager.metrics(step)
+
+  def restore(self, step: int, abstract_state):
+    """Restores a full `TrainState` (laid out like `abstract_state`) from `step`."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore({"params": abstract_state.params,
+                                        "batch_stats": abstract_state.batch_stats}),
+        trainer=ocp.args.StandardRestore({"step": abstract_state.step,
+                                          "opt_state": abstract_state.opt_state}),
+    ))
+    return abstract_state.replace(step=restored.trainer["step"],
+                                  opt_state=restored.trainer["opt_state"],
+                                  **restored.model)
+
+  def restore_model(self, step: int, abstract_params, abstract_batch_stats) -> dict[str, Any]:
+    """Restores only what prediction needs: {'params', 'batch_stats'}."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore({"params": abstract_params,
+                                        "batch_stats": abstract_batch_stats})))
+    return restored.model
+
+  def restore_config(self, step: int) -> ml_collections.ConfigDict:
+    """The config the run was trained with, as saved beside `step`."""
+    restored = self._manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    return ml_collections.ConfigDict(restored.config)
+
+  def close(self) -> None:
+    self._manager.close()

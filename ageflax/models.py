@@ -1,0 +1,208 @@
+"""Flax NNX ResNets (v1.5) with a global-average-pool age regression head.
+
+The model takes uint8-range RGB images [B, H, W, 3] and normalises them itself, because
+the right normalisation is a property of the weights. Parameters are float32; the
+compute dtype is configurable (bfloat16 on GPU); the age output is always float32.
+This module never imports TensorFlow.
+"""
+
+import dataclasses
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ageflax.errors import ConfigError
+
+# Per-channel (mean, std) of pixel values in [0, 255], and whether channels go BGR.
+INPUT_NORMALIZATIONS = {
+    "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), False),
+    "caffe": ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0), True),
+    "unit": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), False),
+}
+HEADS = ("relu", "affine")
+
+
+class BasicBlock(nnx.Module):
+  """Two 3x3 convolutions (ResNet18/34)."""
+
+  expansion = 1
+
+  def __init__(self, in_features: int, width: int, strides: int, *, layers, rngs: nnx.Rngs):
+    out_features = width * self.expansion
+    self.conv1 = layers.conv(in_features, width, (3, 3), strides=strides, rngs=rngs)
+    self.norm1 = layers.norm(width, rngs=rngs)
+    self.conv2 = layers.conv(width, out_features, (3, 3), rngs=rngs)
+    self.norm2 = layers.norm(out_features, last_in_block=True, rngs=rngs)
+    self.shortcut = _make_shortcut(in_features, out_features, strides, layers, rngs)
+
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = nnx.relu(self.norm1(self.conv1(x), use_running_average=not train))
+    y = self.norm2(self.conv2(y), use_running_average=not train)
+    return nnx.relu(y + _apply_shortcut(self.shortcut, x, train))
+
+
+class Bottleneck(nnx.Module):
+  """1x1 reduce, 3x3 (carrying the stride, as in v1.5), 1x1 expand (ResNet50 and up)."""
+
+  expansion = 4
+
+  def __init__(self, in_features: int, width: int, strides: int, *, layers, rngs: nnx.Rngs):
+    out_features = width * self.expansion
+    self.conv1 = layers.conv(in_features, width, (1, 1), rngs=rngs)
+    self.norm1 = layers.norm(width, rngs=rngs)
+    self.conv2 = layers.conv(width, width, (3, 3), strides=strides, rngs=rngs)
+    self.norm2 = layers.norm(width, rngs=rngs)
+    self.conv3 = layers.conv(width, out_features, (1, 1), rngs=rngs)
+    self.norm3 = layers.norm(out_features, last_in_block=True, rngs=rngs)
+    self.shortcut = _make_shortcut(in_features, out_features, strides, layers, rngs)
+
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = nnx.relu(self.norm1(self.conv1(x), use_running_average=not train))
+    y = nnx.relu(self.norm2(self.conv2(y), use_running_average=not train))
+    y = self.norm3(self.conv3(y), use_running_average=not train)
+    return nnx.relu(y + _apply_shortcut(self.shortcut, x, train))
+
+
+class Projection(nnx.Module):
+  """1x1 strided convolution + BatchNorm that matches a block's output shape."""
+
+  def __init__(self, in_features: int, out_features: int, strides: int, *, layers, rngs):
+    self.conv = layers.conv(in_features, out_features, (1, 1), strides=strides, rngs=rngs)
+    self.norm = layers.norm(out_features, rngs=rngs)
+
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    return self.norm(self.conv(x), use_running_average=not train)
+
+
+def _make_shortcut(in_features, out_features, strides, layers, rngs) -> Projection | None:
+  if in_features == out_features and strides == 1:
+    return None
+  return Projection(in_features, out_features, strides, layers=layers, rngs=rngs)
+
+
+def _apply_shortcut(shortcut: Projection | None, x: jax.Array, train: bool) -> jax.Array:
+  return x if shortcut is None else shortcut(x, train)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layers:
+  """Convolution and BatchNorm factories sharing dtype and initialisation choices."""
+
+  dtype: jnp.dtype
+  bn_momentum: float
+  bn_epsilon: float
+  zero_init_residual: bool
+
+  def conv(self, in_features, out_features, kernel_size, *, rngs, strides=1):
+    padding = [((k - 1) // 2, k // 2) for k in kernel_size]
+    return nnx.Conv(in_features, out_features, kernel_size, strides=strides, padding=padding,
+                    use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
+                    kernel_init=nnx.initializers.variance_scaling(2.0, "fan_out", "normal"),
+                    rngs=rngs)
+
+  def norm(self, num_features, *, rngs, last_in_block=False):
+    # A zero scale on each block's last norm starts every residual block as the identity.
+    zero = last_in_block and self.zero_init_residual
+    return nnx.BatchNorm(num_features, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                         dtype=self.dtype, param_dtype=jnp.float32,
+                         scale_init=nnx.initializers.zeros if zero else nnx.initializers.ones,
+                         rngs=rngs)
+
+
+class ResNetRegressor(nnx.Module):
+  """ResNet backbone + global average pool + Dense(1) age head."""
+
+  def __init__(
+      self,
+      stage_sizes: Sequence[int],
+      block_cls: type[BasicBlock] | type[Bottleneck],
+      *,
+      rngs: nnx.Rngs,
+      width: int = 64,
+      head: str = "affine",
+      head_bias: float = 0.0,
+      input_normalization: str = "imagenet",
+      dtype: str = "float32",
+      bn_momentum: float = 0.9,
+      bn_epsilon: float = 1e-5,
+      zero_init_residual: bool = True,
+  ):
+    if head not in HEADS:
+      raise ConfigError(f"model.head must be one of {HEADS}, not {head!r}")
+    if input_normalization not in INPUT_NORMALIZATIONS:
+      raise ConfigError(f"model.input_normalization must be one of "
+                        f"{tuple(INPUT_NORMALIZATIONS)}, not {input_normalization!r}")
+    layers = _Layers(jnp.dtype(dtype), bn_momentum, bn_epsilon, zero_init_residual)
+    self.head_kind = head
+    self.input_normalization = input_normalization
+    self.dtype = jnp.dtype(dtype)
+    self.stem_conv = layers.conv(3, width, (7, 7), strides=2, rngs=rngs)
+    self.stem_norm = layers.norm(width, rngs=rngs)
+    blocks, in_features = [], width
+    for stage, num_blocks in enumerate(stage_sizes):
+      for index in range(num_blocks):
+        strides = 2 if stage > 0 and index == 0 else 1
+        blocks.append(block_cls(in_features, width * 2**stage, strides, layers=layers, rngs=rngs))
+        in_features = width * 2**stage * block_cls.expansion
+    self.blocks = nnx.List(blocks)
+    self.num_features = in_features
+    self.head = nnx.Linear(in_features, 1, dtype=jnp.float32, param_dtype=jnp.float32,
+                           kernel_init=nnx.initializers.lecun_normal(),
+                           bias_init=nnx.initializers.constant(head_bias), rngs=rngs)
+
+  def features(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """Globally pooled float32 backbone features [B, num_features]."""
+    x = normalize_images(images, self.input_normalization).astype(self.dtype)
+    x = nnx.relu(self.stem_norm(self.stem_conv(x), use_running_average=not train))
+    x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    for block in self.blocks:
+      x = block(x, train)
+    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+  def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """Predicted ages, float32 [B]."""
+    ages = self.head(self.features(images, train))[:, 0]
+    return nnx.relu(ages) if self.head_kind == "relu" else ages
+
+
+def normalize_images(images: jax.Array, kind: str) -> jax.Array:
+  """Maps [0, 255] RGB pixels to what the weights expect (float32)."""
+  mean, std, bgr = INPUT_NORMALIZATIONS[kind]
+  x = images.astype(jnp.float32)
+  if bgr:
+    x = x[..., ::-1]
+  return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
+
+
+ARCHITECTURES = {
+    "resnet18": dict(stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock),
+    "resnet34": dict(stage_sizes=(3, 4, 6, 3), block_cls=BasicBlock),
+    "resnet50": dict(stage_sizes=(3, 4, 6, 3), block_cls=Bottleneck),
+    "resnet101": dict(stage_sizes=(3, 4, 23, 3), block_cls=Bottleneck),
+    "resnet152": dict(stage_sizes=(3, 8, 36, 3), block_cls=Bottleneck),
+    # Test-only: one block per stage at width 8 keeps unit tests fast.
+    "_resnet_tiny": dict(stage_sizes=(1, 1), block_cls=BasicBlock, width=8),
+}
+
+
+def create_model(model_config, *, head_bias: float, seed: int) -> ResNetRegressor:
+  """Builds the `model.name` ResNet from the `model` config section."""
+  if model_config.name not in ARCHITECTURES:
+    raise ConfigError(f"model.name must be one of {tuple(ARCHITECTURES)}, "
+                      f"not {model_config.name!r}")
+  architecture = ARCHITECTURES[model_config.name]
+  return ResNetRegressor(
+      rngs=nnx.Rngs(seed),
+      head=model_config.head,
+      head_bias=head_bias if model_config.head == "affine" else 0.0,
+      input_normalization=model_config.input_normalization,
+      dtype=model_config.dtype,
+      bn_momentum=model_config.bn_momentum,
+      bn_epsilon=model_config.bn_epsilon,
+      zero_init_residual=model_config.zero_init_residual,
+      **architecture,
+  )
+
+

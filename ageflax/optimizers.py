@@ -1,0 +1,60 @@
+"""Learning-rate schedules, optimizers and the resolution of durations given in epochs or steps."""
+
+import jax
+import ml_collections
+import optax
+
+from ageflax.errors import ConfigError
+
+
+def resolve_steps(section: ml_collections.ConfigDict, name: str, steps_per_epoch: int) -> int:
+  """Resolves a duration written as `{name}_steps` or `{name}_epochs` (exactly one set).
+
+  Epochs may be fractional; the result is rounded to whole steps.
+  """
+  steps = section.get(f"{name}_steps")
+  epochs = section.get(f"{name}_epochs")
+  if (steps is None) == (epochs is None):
+    raise ConfigError(f"set exactly one of {name}_steps and {name}_epochs "
+                      f"(got {name}_steps={steps}, {name}_epochs={epochs})")
+  if steps is not None:
+    return int(steps)
+  return round(epochs * steps_per_epoch)
+
+
+def create_learning_rate_schedule(
+    config: ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int
+) -> optax.Schedule:
+  """Linear warm-up from 0, then `optim.schedule`: 'cosine' (to 0 at the end) or 'constant'."""
+  warmup = min(resolve_steps(config, "warmup", steps_per_epoch), total_steps)
+  peak = config.learning_rate
+  if config.schedule == "cosine":
+    decay = optax.cosine_decay_schedule(peak, max(total_steps - warmup, 1),
+                                        alpha=config.final_learning_rate_fraction)
+  elif config.schedule == "constant":
+    decay = optax.constant_schedule(peak)
+  else:
+    raise ConfigError(f"optim.schedule must be 'cosine' or 'constant', not {config.schedule!r}")
+  warmup_schedule = optax.linear_schedule(0.0, peak, warmup)
+  return optax.join_schedules([warmup_schedule, decay], [warmup])
+
+
+def create_optimizer(
+    config: ml_collections.ConfigDict, schedule: optax.Schedule
+) -> optax.GradientTransformation:
+  """`optim.name` 'adam' or 'adamw' (decay on conv/dense kernels only), optional clipping."""
+  if config.name == "adam":
+    optimizer = optax.adam(schedule, b1=config.b1, b2=config.b2, eps=config.eps)
+  elif config.name == "adamw":
+    optimizer = optax.adamw(schedule, b1=config.b1, b2=config.b2, eps=config.eps,
+                            weight_decay=config.weight_decay, mask=_kernels_only)
+  else:
+    raise ConfigError(f"optim.name must be 'adam' or 'adamw', not {config.name!r}")
+  if config.grad_clip_norm:
+    optimizer = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), optimizer)
+  return optimizer
+
+
+def _kernels_only(params):
+  # BatchNorm scales and biases are not decayed: decaying them only fights the normalisation.
+  return jax.tree.map(lambda p: p.ndim > 1, params)

@@ -1,0 +1,146 @@
+"""The training state and the pure, jitted train and eval steps.
+
+The NNX model is split once into a static graph definition and array state; each step
+merges them inside `jax.jit`, so the step is a pure function of (state, batch). Batches
+are sharded over the mesh's data axis and the state is replicated and donated, so
+BatchNorm statistics and gradients come out over the global batch.
+This module never imports TensorFlow.
+"""
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx, struct
+
+from ageflax import models, sharding
+from ageflax.errors import ConfigError
+
+LOSSES = ("l2", "l1", "huber")
+
+
+@struct.dataclass
+class TrainState:
+  """Everything that changes during training; `step` counts finished train steps."""
+
+  step: jax.Array
+  params: nnx.State
+  batch_stats: nnx.State
+  opt_state: optax.OptState
+
+
+def per_example_loss(predictions: jax.Array, ages: jax.Array, loss: str, huber_delta: float):
+  """L2 (squared error, the study's), L1 or Huber loss per example."""
+  if loss == "l2":
+    return jnp.square(predictions - ages)
+  if loss == "l1":
+    return jnp.abs(predictions - ages)
+  if loss == "huber":
+    return optax.huber_loss(predictions, ages, delta=huber_delta)
+  raise ConfigError(f"train.loss must be one of {LOSSES}, not {loss!r}")
+
+
+def create_train_state(
+    config: ml_collections.ConfigDict,
+    optimizer: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    head_bias: float,
+) -> tuple[nnx.GraphDef, TrainState]:
+  """Initialises the model and optimizer directly into replicated device memory."""
+  graphdef, _ = nnx.eval_shape(lambda: _init(config, optimizer, head_bias))
+  state = jax.jit(lambda: _init(config, optimizer, head_bias)[1],
+                  out_shardings=sharding.replicated(mesh))()
+  return graphdef, state
+
+
+def abstract_train_state(
+    config: ml_collections.ConfigDict,
+    optimizer: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    head_bias: float,
+) -> tuple[nnx.GraphDef, TrainState]:
+  """Shapes, dtypes and shardings of the state, without allocating it (for restoring)."""
+  replicated = sharding.replicated(mesh)
+  graphdef, state = nnx.eval_shape(lambda: _init(config, optimizer, head_bias))
+  state = jax.tree.map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated), state)
+  return graphdef, state
+
+
+def _init(config, optimizer, head_bias) -> tuple[nnx.GraphDef, TrainState]:
+  model = models.create_model(config.model, head_bias=head_bias, seed=config.seed)
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  return graphdef, TrainState(jnp.zeros((), jnp.int32), params, batch_stats,
+                              optimizer.init(params))
+
+
+def train_step(
+    state: TrainState,
+    batch: dict[str, jax.Array],
+    *,
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    loss: str,
+    huber_delta: float,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer step on a global batch; returns the new state and batch metrics."""
+
+  def loss_fn(params, batch_stats):
+    model = nnx.merge(graphdef, params, batch_stats, copy=True)
+    predictions = model(batch["image"], train=True)
+    losses = per_example_loss(predictions, batch["age"], loss, huber_delta)
+    return jnp.mean(losses), (predictions, nnx.state(model, nnx.BatchStat))
+
+  (loss_value, (predictions, batch_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params, state.batch_stats)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = {
+      "loss": loss_value,
+      "mae": jnp.mean(jnp.abs(predictions - batch["age"])),
+      "grad_norm": optax.global_norm(grads),
+  }
+  return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
+
+
+def eval_step(
+    state: TrainState, batch: dict[str, jax.Array], *, graphdef: nnx.GraphDef
+) -> tuple[dict[str, jax.Array], jax.Array]:
+  """Masked error sums over a global batch, and the predictions (padding rows included)."""
+  model = nnx.merge(graphdef, state.params, state.batch_stats)
+  predictions = model(batch["image"], train=False)
+  errors = (predictions - batch["age"]) * batch["mask"]
+  sums = {
+      "sum_abs_error": jnp.sum(jnp.abs(errors)),
+      "sum_squared_error": jnp.sum(jnp.square(errors)),
+      "sum_error": jnp.sum(errors),
+      "count": jnp.sum(batch["mask"]),
+  }
+  return sums, predictions
+
+
+def jit_train_step(
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    train_config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+) -> Callable:
+  """`train_step` compiled for the mesh: batch sharded, state replicated and donated."""
+  if train_config.loss not in LOSSES:
+    raise ConfigError(f"train.loss must be one of {LOSSES}, not {train_config.loss!r}")
+  step = functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
+                           loss=train_config.loss, huber_delta=train_config.huber_delta)
+  replicated = sharding.replicated(mesh)
+  return jax.jit(step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def jit_eval_step(graphdef: nnx.GraphDef, mesh: jax.sharding.Mesh) -> Callable:
+  """`eval_step` compiled for the mesh; predictions come back whole on every process."""
+  replicated = sharding.replicated(mesh)
+  return jax.jit(functools.partial(eval_step, graphdef=graphdef),
+                 in_shardings=(replicated, sharding.batch_sharding(mesh)),
+                 out_shardings=(replicated, replicated))

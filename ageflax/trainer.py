@@ -1,0 +1,182 @@
+"""The training loop: data, state, checkpoints and validation, wired together.
+
+`train_and_evaluate(config, workdir)` is what `train.py` calls. A rerun of the same
+command resumes from the latest committed checkpoint; the data stream is a function of
+(seed, step), so a resumed run trains on exactly what an uninterrupted one would.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from ageflax import checkpointing, evaluation, input_pipeline, optimizers, reporting, sharding
+from ageflax import steps as steps_lib
+from ageflax.errors import ConfigError, TrainingError
+
+DATA_SUMMARY_FILE = "data_summary.json"
+
+
+@dataclasses.dataclass
+class _Run:
+  """What the loop needs besides the state: compiled steps, data and bookkeeping."""
+
+  config: ml_collections.ConfigDict
+  workdir: str
+  mesh: jax.sharding.Mesh
+  data: input_pipeline.PreparedData
+  steps_per_epoch: int
+  total_steps: int
+  eval_every_steps: int
+  schedule: object
+  train_step: object
+  eval_step: object
+  checkpointer: checkpointing.Checkpointer
+  writer: reporting.SummaryWriter
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains `config` in `workdir` (resuming if it holds a checkpoint); returns final metrics."""
+  mesh = sharding.create_mesh()
+  reporting.log("%s", sharding.describe(mesh))
+  sharding.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
+  sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+  os.makedirs(workdir, exist_ok=True)
+  data = input_pipeline.prepare(config.data, os.path.join(workdir, "skipped_rows.csv"))
+  _write_json(os.path.join(workdir, DATA_SUMMARY_FILE), data.summary())
+  run, state = _set_up(config, workdir, mesh, data)
+  try:
+    state, metrics = _train(run, state)
+  finally:
+    run.checkpointer.wait()
+    run.checkpointer.close()
+    run.writer.close()
+  return metrics
+
+
+def _set_up(config, workdir, mesh, data) -> tuple[_Run, steps_lib.TrainState]:
+  per_epoch = input_pipeline.steps_per_epoch(len(data.splits["train"]), config.train.batch_size)
+  if per_epoch == 0:
+    raise ConfigError(f"train.batch_size={config.train.batch_size} is larger than the "
+                      f"{len(data.splits['train'])} training photos")
+  total_steps = optimizers.resolve_steps(config.train, "num", per_epoch)
+  schedule = optimizers.create_learning_rate_schedule(config.optim, total_steps, per_epoch)
+  optimizer = optimizers.create_optimizer(config.optim, schedule)
+  head_bias = data.summary()["train_mean_age"]
+  checkpointer = checkpointing.Checkpointer(workdir, config.checkpoint.keep_latest,
+                                            config.checkpoint.keep_best)
+  graphdef, state = _initial_state(config, optimizer, mesh, head_bias, checkpointer)
+  reporting.log("%s: %d training, %d validation photos; %d steps of %d (%d per epoch)",
+                config.model.name, len(data.splits["train"]), len(data.splits["validation"]),
+                total_steps, config.train.batch_size, per_epoch)
+  run = _Run(
+      config=config, workdir=workdir, mesh=mesh, data=data, steps_per_epoch=per_epoch,
+      total_steps=total_steps,
+      eval_every_steps=max(1, round(config.eval.every_epochs * per_epoch)),
+      schedule=schedule,
+      train_step=steps_lib.jit_train_step(graphdef, optimizer, config.train, mesh),
+      eval_step=steps_lib.jit_eval_step(graphdef, mesh),
+      checkpointer=checkpointer, writer=reporting.SummaryWriter(workdir),
+  )
+  return run, state
+
+
+def _initial_state(config, optimizer, mesh, head_bias, checkpointer):
+  latest = checkpointer.latest_step()
+  if latest is None:
+    return steps_lib.create_train_state(config, optimizer, mesh, head_bias)
+  graphdef, abstract_state = steps_lib.abstract_train_state(config, optimizer, mesh, head_bias)
+  state = checkpointer.restore(latest, abstract_state)
+  reporting.log("resumed from step %d (%s)", latest, checkpointer.directory)
+  return graphdef, state
+
+
+def _train(run: _Run, state: steps_lib.TrainState):
+  config, mesh = run.config, run.mesh
+  start_step = int(state.step)
+  rows = input_pipeline.HostRows(*sharding.host_rows(mesh, config.train.batch_size))
+  dataset = input_pipeline.train_dataset(
+      run.data.store, run.data.splits["train"], config.train.batch_size, rows, config.seed,
+      start_step, run.total_steps, config.data)
+  progress = reporting.Progress(start_step, run.total_steps, config.train.batch_size)
+  log_window, epoch_window, metrics = [], [], {}
+  for step, batch in enumerate(input_pipeline.as_numpy(dataset, config.data.dir),
+                               start_step + 1):
+    state, step_metrics = run.train_step(
+        state, sharding.global_batch(batch, mesh, config.train.batch_size))
+    log_window.append(step_metrics)
+    epoch_window.append(step_metrics)
+    is_last = step == run.total_steps
+    if step % config.train.log_every_steps == 0 or is_last:
+      _log_train_window(run, progress, step, _mean_metrics(log_window, step))
+      log_window = []
+    if step % run.eval_every_steps == 0 or is_last:
+      metrics = {f"train_{k}": v for k, v in _mean_metrics(epoch_window, step).items()}
+      epoch_window = []
+      metrics.update(_validate(run, state, step, metrics["train_mae"]))
+      run.checkpointer.save(state, config, _checkpoint_metrics(metrics))
+    elif step % config.checkpoint.every_steps == 0:
+      _mean_metrics(log_window, step)
+      run.checkpointer.save(state, config)
+  return state, metrics
+
+
+def _mean_metrics(window: list, step: int) -> dict[str, float]:
+  """Means of the step metrics in `window`; stops the run on a non-finite loss or gradient.
+
+  Called before every save, so a checkpoint never holds a state past a non-finite step.
+  """
+  if not window:
+    return {}
+  values = jax.device_get(window)
+  for offset, metrics in enumerate(values):
+    if not (np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])):
+      bad_step = step - len(values) + 1 + offset
+      raise TrainingError(f"non-finite loss or gradient at step {bad_step}; the latest "
+                          "checkpoint is the last good one (lower optim.learning_rate?)")
+  return {name: float(np.mean([m[name] for m in values])) for name in values[0]}
+
+
+def _log_train_window(run: _Run, progress: reporting.Progress, step: int, means) -> None:
+  run.writer.scalars(step, {f"train/{name}": value for name, value in means.items()})
+  run.writer.scalars(step, {"train/learning_rate": float(run.schedule(step - 1))})
+  reporting.log("%s", progress.line(step, run.steps_per_epoch,
+                                    {"loss": means["loss"], "mae": means["mae"]}))
+
+
+def _checkpoint_metrics(metrics: dict[str, float]) -> dict[str, float] | None:
+  if "validation_mae" not in metrics:
+    return None
+  return {checkpointing.VALIDATION_METRIC: metrics["validation_mae"]}
+
+
+def _validate(run: _Run, state, step: int, train_mae: float) -> dict[str, float]:
+  config = run.config
+  epoch = step / run.steps_per_epoch
+  if not len(run.data.splits["validation"]):
+    reporting.log("epoch %.2f: train MAE %.3f (no validation split)", epoch, train_mae)
+    return {}
+  started = time.perf_counter()
+  rows = sharding.host_rows(run.mesh, config.eval.batch_size)
+  dataset = input_pipeline.eval_dataset(run.data.store, run.data.splits["validation"],
+                                        config.eval.batch_size,
+                                        input_pipeline.HostRows(*rows), config.data)
+  result = evaluation.evaluate(run.eval_step, state,
+                               input_pipeline.as_numpy(dataset, config.data.dir),
+                               run.mesh, config.eval.batch_size, rows)
+  run.writer.scalars(step, {f"validation/{k}": v for k, v in result.metrics.items()})
+  reporting.log("epoch %.2f: train MAE %.3f | validation MAE %.3f, RMSE %.3f, bias %+.3f "
+                "on %d photos (%.1fs)", epoch, train_mae, result.metrics["mae"],
+                result.metrics["rmse"], result.metrics["mean_error"], result.metrics["count"],
+                time.perf_counter() - started)
+  return {f"validation_{name}": value for name, value in result.metrics.items()}
+
+
+def _write_json(path: str, values: dict) -> None:
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      json.dump(values, f, indent=2)

@@ -1,0 +1,74 @@
+"""The study's model: ResNet50 + global average pool + Dense(1, relu), Adam, MSE, 224x224."""
+
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the full config; other configs start from it and override fields."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # Seeds model init, the data order and augmentation.
+
+  config.data = data = ml_collections.ConfigDict()
+  data.dir = ""  # Data folder in the study's layout: labels.csv + final_files/.
+  data.image_size = 224  # Images are resized to image_size x image_size.
+  data.validation_fraction = 0.25  # Share of photos held out for validation (study: 25%).
+  data.test_fraction = 0.0  # Share held out as a test set, never used in training.
+  data.split_seed = 0  # Seeds the split; independent of `seed` so runs share a split.
+  data.max_age = 120.0  # Ages above this are rejected as absurd.
+  data.bad_rows = "skip"  # 'skip': set bad rows aside, listed at start; 'error': abort.
+  data.max_bad_fraction = 0.01  # Abort even with 'skip' when more rows than this are bad.
+  data.verify_images = True  # Decode every image once up front to find unreadable ones.
+  data.cache = "auto"  # Keep decoded images in memory: true, false or 'auto' (if they fit).
+  data.cache_max_gb = 8.0  # Memory budget for the 'auto' cache.
+  data.num_threads = 0  # tf.data threads; 0 means one per CPU core.
+  data.prefetch_batches = 2  # Batches prepared ahead of the train step.
+
+  data.augment = augment = ml_collections.ConfigDict()
+  augment.flip = True  # Random horizontal flip.
+  augment.rotation_degrees = 15.0  # Uniform rotation in [-r, r] degrees.
+  augment.shift_fraction = 0.1  # Uniform shift in [-s, s] of the width/height.
+  augment.zoom_fraction = 0.1  # Uniform zoom factor in [1 - z, 1 + z].
+  augment.brightness = 0.0  # Add uniform [-b, b] x 255 to every pixel (0: off).
+  augment.contrast = 0.0  # Scale contrast by a uniform factor in [1 - c, 1 + c] (0: off).
+  augment.fill_mode = "reflect"  # Pixels warped in from outside: reflect, nearest, wrap, constant.
+
+  config.model = model = ml_collections.ConfigDict()
+  model.name = "resnet50"  # resnet18, resnet34, resnet50, resnet101 or resnet152.
+  model.head = "relu"  # 'relu': Dense(1) + relu as in the study; 'affine': no activation.
+  model.input_normalization = "imagenet"  # imagenet (mean/std), caffe (BGR - mean), unit.
+  model.dtype = "float32"  # Compute dtype: float32, or bfloat16 on GPU/TPU.
+  model.bn_momentum = 0.9  # BatchNorm running-average momentum.
+  model.bn_epsilon = 1e-5  # BatchNorm epsilon.
+  model.zero_init_residual = True  # Start each residual block as the identity.
+
+  config.optim = optim = ml_collections.ConfigDict()
+  optim.name = "adam"  # adam or adamw.
+  optim.learning_rate = 1e-4  # Peak learning rate.
+  optim.schedule = "constant"  # After warm-up: 'constant' or 'cosine' decay.
+  optim.final_learning_rate_fraction = 0.0  # Cosine ends at this fraction of the peak.
+  optim.warmup_steps = 0  # Linear warm-up length in steps (or set warmup_epochs).
+  optim.warmup_epochs = placeholder(float)  # Linear warm-up length in epochs.
+  optim.b1 = 0.9  # Adam beta1.
+  optim.b2 = 0.999  # Adam beta2.
+  optim.eps = 1e-7  # Adam epsilon (Keras' default, as in the study).
+  optim.weight_decay = 0.0  # AdamW decoupled weight decay on kernels.
+  optim.grad_clip_norm = 0.0  # Clip gradients to this global norm (0: off).
+
+  config.train = train = ml_collections.ConfigDict()
+  train.batch_size = 32  # Global batch size, split over all devices of all hosts.
+  train.num_epochs = 5.0  # Training length in epochs (or set num_steps).
+  train.num_steps = placeholder(int)  # Training length in steps.
+  train.loss = "l2"  # l2 (mean squared error, the study's), l1 or huber.
+  train.huber_delta = 5.0  # Huber loss: quadratic within this many years.
+  train.log_every_steps = 50  # Progress line and summaries every this many steps.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.batch_size = 64  # Global evaluation batch size.
+  config.eval.every_epochs = 1.0  # Validate every this many epochs (and at the end).
+
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_steps = 1000  # Also save mid-epoch every this many steps.
+  config.checkpoint.keep_latest = 2  # Most recent checkpoints kept for resuming.
+  config.checkpoint.keep_best = 1  # Best checkpoints by validation MAE kept.
+  return config
