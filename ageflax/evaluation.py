@@ -4,8 +4,9 @@ The training loop's validation and `scripts/eval.py` share `evaluate`. It never 
 TensorFlow: batches arrive as numpy dicts from any iterable.
 """
 
+import csv
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import jax
 import numpy as np
@@ -40,9 +41,8 @@ def evaluate(
     batches: Iterable[dict[str, np.ndarray]],
     mesh: jax.sharding.Mesh,
     global_batch_size: int,
-    row_slice: tuple[int, int],
 ) -> EvalResult:
-  """Runs `eval_step` over every batch and accumulates sums in float64 on the host.
+  """Runs `eval_step` over every batch and accumulates the sums in float64 on the host.
 
   Args:
     eval_step: the jitted `steps.eval_step`.
@@ -50,27 +50,34 @@ def evaluate(
     batches: this process's rows of each global batch ('image', 'age', 'mask', 'index').
     mesh: the device mesh.
     global_batch_size: rows in each global batch.
-    row_slice: (first, size) rows of the global batch that this process feeds.
 
   Returns:
-    Metrics and predictions for this process's photos (indices into the image store).
+    Metrics and the prediction of every photo (of all processes) by image-store index.
   """
   totals = {"sum_abs_error": 0.0, "sum_squared_error": 0.0, "sum_error": 0.0, "count": 0.0}
   predictions = {}
-  first, size = row_slice
   for batch in batches:
-    index = batch.pop("index")
-    sums, batch_predictions = eval_step(state, sharding.global_batch(batch, mesh,
-                                                                     global_batch_size))
-    for name, value in jax.device_get(sums).items():
+    sums, rows = eval_step(state, sharding.global_batch(batch, mesh, global_batch_size))
+    sums, rows = jax.device_get((sums, rows))
+    for name, value in sums.items():
       totals[name] += float(value)
-    local_predictions = np.asarray(batch_predictions)[first:first + size]
-    for store_index, prediction in zip(index, local_predictions, strict=True):
+    for store_index, prediction in zip(rows["index"], rows["prediction"], strict=True):
       if store_index >= 0:
         predictions[int(store_index)] = float(prediction)
   return EvalResult(metrics_from_sums(totals), predictions)
 
 
-def median_baseline_mae(train_ages: np.ndarray, eval_ages: np.ndarray) -> float:
+def median_baseline_mae(train_median: float, eval_ages: np.ndarray) -> float:
   """MAE of always predicting the training set's median age."""
-  return float(np.mean(np.abs(eval_ages - np.median(train_ages))))
+  return float(np.mean(np.abs(eval_ages - train_median)))
+
+
+def write_predictions(
+    path: str, file_names: Sequence[str], ages: np.ndarray, predictions: Sequence[float]
+) -> None:
+  """Writes predictions.csv: file_name, real_age, predicted_age (one decimal more than ages)."""
+  with open(path, "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(["file_name", "real_age", "predicted_age"])
+    for name, age, prediction in zip(file_names, ages, predictions, strict=True):
+      writer.writerow([name, f"{age:g}", f"{prediction:.2f}"])

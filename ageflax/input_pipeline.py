@@ -38,6 +38,7 @@ class ImageStore:
   """Where decoded images come from: an in-memory uint8 cache or the files themselves."""
 
   paths: tuple[str, ...]
+  file_names: tuple[str, ...]
   ages: np.ndarray
   image_size: int
   cache: tf.Variable | None = None
@@ -124,6 +125,7 @@ def create_store(
                if use_cache else "decoded from files each epoch")
   store = ImageStore(
       paths=tuple(records[i].path for i in keep),
+      file_names=tuple(records[i].file_name for i in keep),
       ages=np.array([records[i].age for i in keep], np.float32),
       image_size=config.image_size,
       cache=cache,
@@ -257,8 +259,14 @@ class PreparedData:
   splits: dict[str, np.ndarray]
   problems: tuple
 
+  def indices(self, split: str) -> np.ndarray:
+    """Image-store indices of a split: 'train', 'validation', 'test' or 'all'."""
+    if split == "all":
+      return np.arange(len(self.store), dtype=np.int64)
+    return self.splits[split]
+
   def ages(self, split: str) -> np.ndarray:
-    return self.store.ages[self.splits[split]]
+    return self.store.ages[self.indices(split)]
 
   def summary(self) -> dict[str, float]:
     """Split sizes and training-set age statistics (saved beside a run)."""

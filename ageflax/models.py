@@ -22,6 +22,49 @@ INPUT_NORMALIZATIONS = {
     "unit": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), False),
 }
 HEADS = ("relu", "affine")
+CONV_IMPLS = ("xla", "matmul", "auto")
+# With conv_impl='auto', convolutions whose output is at most this many pixels per image
+# run as patch matmuls: XLA's CPU convolution is up to 100x slower there (see README).
+AUTO_MATMUL_MAX_PIXELS = 64
+
+
+class Conv(nnx.Module):
+  """A bias-free 2-D convolution (HWIO kernel, NHWC input) with a selectable algorithm.
+
+  'xla' is `lax.conv_general_dilated`; 'matmul' gathers the kernel's shifted, strided
+  views of the input into patches and multiplies them by the kernel in one matmul (a
+  1x1 convolution is a matmul already); 'auto' picks 'matmul' for small outputs. All
+  three share one parameter layout, so a checkpoint serves any of them.
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: tuple[int, int], *,
+               strides: int, dtype: jnp.dtype, impl: str, rngs: nnx.Rngs):
+    init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+    self.kernel = nnx.Param(init(rngs.params(), (*kernel_size, in_features, out_features),
+                                 jnp.float32))
+    self.strides = strides
+    self.padding = tuple(((k - 1) // 2, k // 2) for k in kernel_size)
+    self.dtype = dtype
+    self.impl = impl
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x, kernel = x.astype(self.dtype), self.kernel[...].astype(self.dtype)
+    out_pixels = (x.shape[1] // self.strides) * (x.shape[2] // self.strides)
+    if self.impl == "matmul" or (self.impl == "auto" and out_pixels <= AUTO_MATMUL_MAX_PIXELS):
+      return _conv_as_matmul(x, kernel, self.strides, self.padding)
+    return jax.lax.conv_general_dilated(x, kernel, (self.strides,) * 2, self.padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _conv_as_matmul(x: jax.Array, kernel: jax.Array, strides: int, padding) -> jax.Array:
+  height, width = kernel.shape[:2]
+  out_h = (x.shape[1] + sum(padding[0]) - height) // strides + 1
+  out_w = (x.shape[2] + sum(padding[1]) - width) // strides + 1
+  x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+  views = [x[:, i:i + strides * out_h:strides, j:j + strides * out_w:strides, :]
+           for i in range(height) for j in range(width)]
+  patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+  return patches @ kernel.reshape(-1, kernel.shape[-1])
 
 
 class BasicBlock(nnx.Module):
@@ -91,16 +134,14 @@ class _Layers:
   """Convolution and BatchNorm factories sharing dtype and initialisation choices."""
 
   dtype: jnp.dtype
+  conv_impl: str
   bn_momentum: float
   bn_epsilon: float
   zero_init_residual: bool
 
   def conv(self, in_features, out_features, kernel_size, *, rngs, strides=1):
-    padding = [((k - 1) // 2, k // 2) for k in kernel_size]
-    return nnx.Conv(in_features, out_features, kernel_size, strides=strides, padding=padding,
-                    use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
-                    kernel_init=nnx.initializers.variance_scaling(2.0, "fan_out", "normal"),
-                    rngs=rngs)
+    return Conv(in_features, out_features, kernel_size, strides=strides, dtype=self.dtype,
+                impl=self.conv_impl, rngs=rngs)
 
   def norm(self, num_features, *, rngs, last_in_block=False):
     # A zero scale on each block's last norm starts every residual block as the identity.
@@ -125,6 +166,7 @@ class ResNetRegressor(nnx.Module):
       head_bias: float = 0.0,
       input_normalization: str = "imagenet",
       dtype: str = "float32",
+      conv_impl: str = "xla",
       bn_momentum: float = 0.9,
       bn_epsilon: float = 1e-5,
       zero_init_residual: bool = True,
@@ -134,7 +176,9 @@ class ResNetRegressor(nnx.Module):
     if input_normalization not in INPUT_NORMALIZATIONS:
       raise ConfigError(f"model.input_normalization must be one of "
                         f"{tuple(INPUT_NORMALIZATIONS)}, not {input_normalization!r}")
-    layers = _Layers(jnp.dtype(dtype), bn_momentum, bn_epsilon, zero_init_residual)
+    if conv_impl not in CONV_IMPLS:
+      raise ConfigError(f"model.conv_impl must be one of {CONV_IMPLS}, not {conv_impl!r}")
+    layers = _Layers(jnp.dtype(dtype), conv_impl, bn_momentum, bn_epsilon, zero_init_residual)
     self.head_kind = head
     self.input_normalization = input_normalization
     self.dtype = jnp.dtype(dtype)
@@ -199,6 +243,7 @@ def create_model(model_config, *, head_bias: float, seed: int) -> ResNetRegresso
       head_bias=head_bias if model_config.head == "affine" else 0.0,
       input_normalization=model_config.input_normalization,
       dtype=model_config.dtype,
+      conv_impl=model_config.conv_impl,
       bn_momentum=model_config.bn_momentum,
       bn_epsilon=model_config.bn_epsilon,
       zero_init_residual=model_config.zero_init_residual,

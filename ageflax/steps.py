@@ -70,6 +70,14 @@ def abstract_train_state(
   return graphdef, state
 
 
+def abstract_model_state(
+    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+) -> tuple[nnx.GraphDef, TrainState]:
+  """An abstract state with parameters and BatchNorm statistics only (for prediction)."""
+  graphdef, state = abstract_train_state(config, optax.identity(), mesh, head_bias=0.0)
+  return graphdef, state.replace(opt_state=None)
+
+
 def _init(config, optimizer, head_bias) -> tuple[nnx.GraphDef, TrainState]:
   model = models.create_model(config.model, head_bias=head_bias, seed=config.seed)
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
@@ -108,8 +116,12 @@ def train_step(
 
 def eval_step(
     state: TrainState, batch: dict[str, jax.Array], *, graphdef: nnx.GraphDef
-) -> tuple[dict[str, jax.Array], jax.Array]:
-  """Masked error sums over a global batch, and the predictions (padding rows included)."""
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+  """Masked error sums over a global batch, and each row's (index, prediction).
+
+  Padding rows (mask 0, index -1) add nothing to the sums; their predictions are dropped
+  by the caller.
+  """
   model = nnx.merge(graphdef, state.params, state.batch_stats)
   predictions = model(batch["image"], train=False)
   errors = (predictions - batch["age"]) * batch["mask"]
@@ -119,7 +131,7 @@ def eval_step(
       "sum_error": jnp.sum(errors),
       "count": jnp.sum(batch["mask"]),
   }
-  return sums, predictions
+  return sums, {"index": batch["index"], "prediction": predictions}
 
 
 def jit_train_step(

@@ -161,19 +161,25 @@ def _validate(run: _Run, state, step: int, train_mae: float) -> dict[str, float]
     reporting.log("epoch %.2f: train MAE %.3f (no validation split)", epoch, train_mae)
     return {}
   started = time.perf_counter()
-  rows = sharding.host_rows(run.mesh, config.eval.batch_size)
-  dataset = input_pipeline.eval_dataset(run.data.store, run.data.splits["validation"],
-                                        config.eval.batch_size,
-                                        input_pipeline.HostRows(*rows), config.data)
-  result = evaluation.evaluate(run.eval_step, state,
-                               input_pipeline.as_numpy(dataset, config.data.dir),
-                               run.mesh, config.eval.batch_size, rows)
+  result = evaluate_split(run.eval_step, state, run.data, "validation", config, run.mesh)
   run.writer.scalars(step, {f"validation/{k}": v for k, v in result.metrics.items()})
   reporting.log("epoch %.2f: train MAE %.3f | validation MAE %.3f, RMSE %.3f, bias %+.3f "
                 "on %d photos (%.1fs)", epoch, train_mae, result.metrics["mae"],
                 result.metrics["rmse"], result.metrics["mean_error"], result.metrics["count"],
                 time.perf_counter() - started)
   return {f"validation_{name}": value for name, value in result.metrics.items()}
+
+
+def evaluate_split(
+    eval_step, state, data: input_pipeline.PreparedData, split: str,
+    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+) -> evaluation.EvalResult:
+  """Evaluates `state` on every photo of `split`, each counted once, on any number of hosts."""
+  rows = input_pipeline.HostRows(*sharding.host_rows(mesh, config.eval.batch_size))
+  dataset = input_pipeline.eval_dataset(data.store, data.indices(split), config.eval.batch_size,
+                                        rows, config.data)
+  batches = input_pipeline.as_numpy(dataset, config.data.dir)
+  return evaluation.evaluate(eval_step, state, batches, mesh, config.eval.batch_size)
 
 
 def _write_json(path: str, values: dict) -> None:

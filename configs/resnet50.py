@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.head = "relu"  # 'relu': Dense(1) + relu as in the study; 'affine': no activation.
   model.input_normalization = "imagenet"  # imagenet (mean/std), caffe (BGR - mean), unit.
   model.dtype = "float32"  # Compute dtype: float32, or bfloat16 on GPU/TPU.
+  model.conv_impl = "xla"  # xla, matmul (patches x kernel) or auto (matmul on small maps).
   model.bn_momentum = 0.9  # BatchNorm running-average momentum.
   model.bn_epsilon = 1e-5  # BatchNorm epsilon.
   model.zero_init_residual = True  # Start each residual block as the identity.

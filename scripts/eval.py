@@ -1,0 +1,109 @@
+"""Reports a trained run's MAE on a data folder in the study's layout.
+
+  python scripts/eval.py --workdir=runs/r50 --data_dir=DIR
+
+Restores the run's best checkpoint (lowest validation MAE), evaluates every photo of
+DIR exactly once (or one split of it), prints `MAE 6.12 on 1,897 images` beside the
+predict-the-median baseline, and writes eval_metrics.json and predictions.csv.
+"""
+
+import json
+import os
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from ageflax import checkpointing, cli, evaluation, input_pipeline, sharding, trainer  # noqa: E402
+from ageflax import steps as steps_lib  # noqa: E402
+from ageflax.errors import ConfigError  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None,
+                                "Folder to evaluate (labels.csv + final_files/); default: the "
+                                "run's own data folder.")
+_SPLIT = flags.DEFINE_enum("split", None, ["all", "train", "validation", "test"],
+                           "Which photos of the folder: default 'all' for another folder, "
+                           "'validation' for the run's own (its split is reproduced).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step; default: the best one.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size; default: eval's.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
+                                  "Where to write the results; default WORKDIR/eval/STEP.")
+flags.mark_flags_as_required(["workdir"])
+cli.define_distributed_flags()
+
+
+@cli.exit_on_user_error
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  cli.initialize_distributed_from_flags()
+  checkpointer = checkpointing.Checkpointer(_WORKDIR.value, read_only=True)
+  step = _STEP.value if _STEP.value is not None else checkpointer.best_step()
+  if step is None:
+    raise ConfigError(f"no finished checkpoint in {checkpointer.directory}")
+  config = checkpointer.restore_config(step)
+  split = _choose_split(config)
+  if _BATCH_SIZE.value:
+    config.eval.batch_size = _BATCH_SIZE.value
+  mesh = sharding.create_mesh()
+  sharding.check_batch_size(config.eval.batch_size, mesh, "--batch_size")
+  data = input_pipeline.prepare(config.data, problems_path=None)
+  graphdef, abstract_state = steps_lib.abstract_model_state(config, mesh)
+  state = abstract_state.replace(**checkpointer.restore_model(
+      step, abstract_state.params, abstract_state.batch_stats))
+  result = trainer.evaluate_split(steps_lib.jit_eval_step(graphdef, mesh), state, data, split,
+                                  config, mesh)
+  _report(result, data, split, step, _baseline_median(), config)
+
+
+def _choose_split(config) -> str:
+  """Points the config at the folder to evaluate and picks the split."""
+  own_folder = config.data.dir
+  if _DATA_DIR.value:
+    config.data.dir = _DATA_DIR.value
+  same_folder = os.path.abspath(config.data.dir) == os.path.abspath(own_folder)
+  split = _SPLIT.value or ("validation" if same_folder else "all")
+  if same_folder and split in ("all", "train"):
+    print(f"warning: {config.data.dir} is the folder the run trained on; split '{split}' "
+          "includes training photos", file=sys.stderr)
+  return split
+
+
+def _baseline_median() -> float | None:
+  path = os.path.join(_WORKDIR.value, trainer.DATA_SUMMARY_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)["train_median_age"]
+
+
+def _report(result, data, split: str, step: int, train_median: float | None, config) -> None:
+  metrics = dict(result.metrics, step=step, split=split, data_dir=config.data.dir)
+  indices = data.indices(split)
+  ages = data.store.ages[indices]
+  if train_median is not None:
+    metrics["median_baseline_mae"] = evaluation.median_baseline_mae(train_median, ages)
+    metrics["train_median_age"] = train_median
+  print(f"MAE {metrics['mae']:.2f} on {metrics['count']:,} images")
+  if train_median is not None:
+    print(f"predict-the-median baseline (training median {train_median:g}): "
+          f"MAE {metrics['median_baseline_mae']:.2f}")
+  if jax.process_index() != 0:
+    return
+  output_dir = _OUTPUT_DIR.value or os.path.join(_WORKDIR.value, "eval", str(step))
+  os.makedirs(output_dir, exist_ok=True)
+  with open(os.path.join(output_dir, "eval_metrics.json"), "w") as f:
+    json.dump(metrics, f, indent=2)
+  evaluation.write_predictions(
+      os.path.join(output_dir, "predictions.csv"),
+      [data.store.file_names[i] for i in indices], ages,
+      [result.predictions[int(i)] for i in indices])
+  print(f"wrote {output_dir}/eval_metrics.json and predictions.csv")
+
+
+if __name__ == "__main__":
+  app.run(main)
