@@ -57,11 +57,11 @@ class ImageStore:
 
 
 def cache_fits(num_images: int, image_size: int, config: ml_collections.ConfigDict) -> bool:
-  """Whether `data.cache` asks for (or, when 'auto', allows) an in-memory cache."""
-  if config.cache in (True, False):
-    return config.cache
+  """Whether `data.cache` asks for ('memory') or, when 'auto', allows an in-memory cache."""
+  if config.cache in ("memory", "none"):
+    return config.cache == "memory"
   if config.cache != "auto":
-    raise DataError(f"data.cache must be true, false or 'auto', not {config.cache!r}")
+    raise DataError(f"data.cache must be 'auto', 'memory' or 'none', not {config.cache!r}")
   return num_images * image_size * image_size * 3 <= config.cache_max_gb * 2**30
 
 

@@ -192,8 +192,12 @@ class ResNetRegressor(nnx.Module):
         in_features = width * 2**stage * block_cls.expansion
     self.blocks = nnx.List(blocks)
     self.num_features = in_features
+    # An affine head starts at exactly `head_bias` (big_vision's zero-init head); a relu
+    # head needs a random kernel, or relu(0) passes no gradient.
+    kernel_init = (nnx.initializers.zeros if head == "affine"
+                   else nnx.initializers.lecun_normal())
     self.head = nnx.Linear(in_features, 1, dtype=jnp.float32, param_dtype=jnp.float32,
-                           kernel_init=nnx.initializers.lecun_normal(),
+                           kernel_init=kernel_init,
                            bias_init=nnx.initializers.constant(head_bias), rngs=rngs)
 
   def features(self, images: jax.Array, train: bool = False) -> jax.Array:

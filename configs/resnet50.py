@@ -19,7 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
   data.bad_rows = "skip"  # 'skip': set bad rows aside, listed at start; 'error': abort.
   data.max_bad_fraction = 0.01  # Abort even with 'skip' when more rows than this are bad.
   data.verify_images = True  # Decode every image once up front to find unreadable ones.
-  data.cache = "auto"  # Keep decoded images in memory: true, false or 'auto' (if they fit).
+  data.cache = "auto"  # Decoded images in memory: 'memory', 'none' or 'auto' (if they fit).
   data.cache_max_gb = 8.0  # Memory budget for the 'auto' cache.
   data.num_threads = 0  # tf.data threads; 0 means one per CPU core.
   data.prefetch_batches = 2  # Batches prepared ahead of the train step.

@@ -1,0 +1,60 @@
+"""Shared fixtures: small face folders written by the tests, and running the entry points."""
+
+import csv
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+REAL_FACES = REPO.parent / "shared" / "data" / "faces"
+
+
+def write_face_folder(directory: pathlib.Path, num_images: int, seed: int = 0,
+                      size: int = 40) -> pathlib.Path:
+  """Writes labels.csv + final_files/ with noise JPEGs whose brightness grows with age."""
+  rng = np.random.default_rng(seed)
+  (directory / "final_files").mkdir(parents=True, exist_ok=True)
+  rows = []
+  for i in range(num_images):
+    age = int(rng.integers(1, 90))
+    base = 40 + 2 * age
+    pixels = np.clip(rng.normal(base, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+    name = f"{i:05d}.jpg"
+    Image.fromarray(pixels).save(directory / "final_files" / name, quality=90)
+    rows.append((name, age))
+  write_labels(directory, rows)
+  return directory
+
+
+def write_labels(directory: pathlib.Path, rows, header=("file_name", "real_age")) -> None:
+  with open(directory / "labels.csv", "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+@pytest.fixture
+def face_folder(tmp_path: pathlib.Path) -> pathlib.Path:
+  return write_face_folder(tmp_path / "faces", 60)
+
+
+def run_entry_point(args: list[str], devices: int = 1, timeout: int = 300,
+                    extra_env: dict | None = None) -> subprocess.CompletedProcess:
+  """Runs `python ARGS` from the repo root with `devices` forced CPU devices."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["JAX_PLATFORMS"] = "cpu"
+  env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+  env.update(extra_env or {})
+  return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=timeout, check=False)
+
+
+def tiny_train_args(data_dir, workdir, *overrides: str) -> list[str]:
+  return ["train.py", "--config=configs/tiny.py", f"--config.data.dir={data_dir}",
+          f"--workdir={workdir}", *overrides]

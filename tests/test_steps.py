@@ -1,0 +1,102 @@
+"""Train and eval steps: learning, compiling once, losses, masked sums, learning rates."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ageflax import optimizers, sharding, steps
+from ageflax.errors import ConfigError
+from configs import tiny
+
+
+def _setup(loss="l2", learning_rate=0.05):
+  config = tiny.get_config()
+  config.train.loss = loss
+  mesh = sharding.create_mesh()
+  optimizer = optax.adam(learning_rate)
+  graphdef, state = steps.create_train_state(config, optimizer, mesh, head_bias=40.0)
+  return config, mesh, optimizer, graphdef, state
+
+
+def _batch(mesh, size=8, seed=0):
+  rng = np.random.default_rng(seed)
+  ages = rng.uniform(5, 80, size).astype(np.float32)
+  images = np.clip(ages[:, None, None, None] * 3 + rng.normal(0, 10, (size, 32, 32, 3)),
+                   0, 255).astype(np.uint8)
+  return sharding.global_batch({"image": images, "age": ages}, mesh, size)
+
+
+@pytest.mark.parametrize("loss", ["l2", "l1", "huber"])
+def test_loss_falls_on_a_fixed_batch(loss):
+  config, mesh, optimizer, graphdef, state = _setup(loss)
+  train_step = steps.jit_train_step(graphdef, optimizer, config.train, mesh)
+  batch = _batch(mesh)
+  losses = []
+  for _ in range(30):
+    state, metrics = train_step(state, batch)
+    losses.append(float(metrics["loss"]))
+  assert int(state.step) == 30
+  assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_train_step_compiles_once_and_updates_batch_statistics():
+  config, mesh, optimizer, graphdef, state = _setup()
+  counted = chex.assert_max_traces(n=1)(
+      lambda s, b: steps.train_step(s, b, graphdef=graphdef, optimizer=optimizer, loss="l2",
+                                    huber_delta=1.0))
+  train_step = jax.jit(counted, donate_argnums=0)
+  before = jax.tree.map(np.asarray, state.batch_stats)
+  for seed in range(3):
+    state, _ = train_step(state, _batch(mesh, seed=seed))
+  after = jax.tree.map(np.asarray, state.batch_stats)
+  changed = jax.tree.map(lambda a, b: not np.allclose(a, b), before, after)
+  assert all(jax.tree.leaves(changed))
+
+
+def test_per_example_losses():
+  predictions, ages = jnp.array([10.0, 20.0]), jnp.array([13.0, 20.5])
+  np.testing.assert_allclose(steps.per_example_loss(predictions, ages, "l2", 1.0), [9, 0.25])
+  np.testing.assert_allclose(steps.per_example_loss(predictions, ages, "l1", 1.0), [3, 0.5])
+  np.testing.assert_allclose(steps.per_example_loss(predictions, ages, "huber", 1.0),
+                             [2.5, 0.125])
+  with pytest.raises(ConfigError, match="train.loss"):
+    steps.per_example_loss(predictions, ages, "l3", 1.0)
+
+
+def test_eval_step_sums_only_unmasked_rows():
+  config, mesh, _, graphdef, state = _setup()
+  batch = {"image": np.zeros((4, 32, 32, 3), np.uint8),
+           "age": np.array([40, 50, 30, 99], np.float32),
+           "mask": np.array([1, 1, 1, 0], np.float32),
+           "index": np.array([0, 1, 2, -1], np.int32)}
+  sums, rows = steps.jit_eval_step(graphdef, mesh)(state, sharding.global_batch(batch, mesh, 4))
+  # A fresh affine head predicts the head bias (40) for every photo.
+  assert float(sums["count"]) == 3
+  np.testing.assert_allclose(float(sums["sum_abs_error"]), 0 + 10 + 10, rtol=1e-5)
+  np.testing.assert_allclose(float(sums["sum_error"]), 0 - 10 + 10, atol=1e-4)
+  np.testing.assert_array_equal(rows["index"], batch["index"])
+
+
+def test_learning_rate_schedules():
+  config = tiny.get_config().optim
+  config.update(dict(learning_rate=1.0, schedule="cosine", warmup_epochs=1.0,
+                     final_learning_rate_fraction=0.0))
+  schedule = optimizers.create_learning_rate_schedule(config, total_steps=30, steps_per_epoch=10)
+  assert float(schedule(0)) == 0.0
+  np.testing.assert_allclose(float(schedule(10)), 1.0)
+  np.testing.assert_allclose(float(schedule(30)), 0.0, atol=1e-6)
+  assert 0.4 < float(schedule(20)) < 0.6
+  config.schedule = "constant"
+  schedule = optimizers.create_learning_rate_schedule(config, total_steps=30, steps_per_epoch=10)
+  np.testing.assert_allclose(float(schedule(25)), 1.0)
+
+
+def test_durations_need_exactly_one_unit():
+  config = tiny.get_config().train
+  assert optimizers.resolve_steps(config, "num", steps_per_epoch=7) == 14
+  config.num_steps = 5
+  with pytest.raises(ConfigError, match="set exactly one of num_steps and num_epochs"):
+    optimizers.resolve_steps(config, "num", steps_per_epoch=7)
