@@ -1,6 +1,7 @@
 """What the entry points share: absl flags for multi-host jobs and one-line error exits."""
 
 import functools
+import re
 import logging as python_logging
 import sys
 from collections.abc import Callable
@@ -38,6 +39,28 @@ def quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(_OwnInfoOnly())
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a config override that names no field as a one-line error."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _exit_with(f"{e} (see --help)")
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections reports an unknown or mistyped `--config.x.y` this way.
+    message = str(e.args[0] if e.args else e).strip("'\"")
+    message = message.replace("\\'", "'").replace("\\n", " ").replace("\n", " ")
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    field = re.search(r"'([^']+)'", message)
+    named = [o for o in overrides if field and o.endswith("." + field.group(1))]
+    _exit_with(f"bad config override {' '.join(named or overrides)}: {message}")
+  return []
+
+
+def _exit_with(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
 def exit_on_user_error(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   """Turns an AgeflaxError into a one-line message on stderr and exit status 1."""
 
@@ -48,7 +71,6 @@ def exit_on_user_error(main: Callable[[list[str]], None]) -> Callable[[list[str]
       main(argv)
     except AgeflaxError as e:
       logging.flush()
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(1)
+      _exit_with(str(e))
 
   return wrapped

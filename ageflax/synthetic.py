@@ -78,6 +78,7 @@ class _AgeLook:
   recession: float
   wrinkles: float
   hollows: float  # shadows under the cheekbones
+  dullness: float  # loss of skin saturation
   crows_feet: float
   bags: float
   folds: float
@@ -211,14 +212,15 @@ def _age_look(age: float, onset_shift: float) -> _AgeLook:
     ear_size=0.16 + 0.06 * _ramp(0.0, 90.0, age),
     lip=0.075 - 0.04 * _ramp(30.0, 90.0, a),
     lid_droop=0.12 + 0.38 * _ramp(35.0, 90.0, a),
-    grey=_ramp(28.0, 65.0, a),
+    grey=_ramp(24.0, 65.0, a),
     white=_ramp(55.0, 88.0, a),
     recession=_ramp(35.0, 75.0, a),
-    wrinkles=_ramp(20.0, 80.0, a),
-    hollows=_ramp(20.0, 85.0, a),
-    crows_feet=_ramp(28.0, 75.0, a),
-    bags=_ramp(32.0, 85.0, a),
-    folds=_ramp(32.0, 80.0, a),
+    wrinkles=_ramp(18.0, 80.0, a),
+    hollows=_ramp(18.0, 85.0, a),
+    dullness=_ramp(18.0, 85.0, a),
+    crows_feet=_ramp(25.0, 75.0, a),
+    bags=_ramp(25.0, 85.0, a),
+    folds=_ramp(28.0, 80.0, a),
     spots=_ramp(58.0, 95.0, a),
     sag=_ramp(50.0, 95.0, a),
     mouth_lines=_ramp(45.0, 85.0, a),
@@ -259,9 +261,11 @@ def _hair_colour(style: _Style, look: _AgeLook) -> Colour:
 
 
 def _skin_colour(style: _Style, look: _AgeLook) -> Colour:
-  # Old skin turns paler and less saturated rather than simply lighter.
-  pale = tuple(int(min(255, sum(style.skin) / 3 + 25)) for _ in range(3))
-  return _mix(style.skin, pale, 0.35 * look.spots)  # type: ignore[arg-type]
+  # Skin loses saturation through adulthood (a large-area cue that survives 64x64) and
+  # turns paler in old age, independently of the base tone.
+  grey = round(sum(style.skin) / 3)
+  dull = _mix(style.skin, (grey, grey, grey), 0.55 * look.dullness)
+  return _mix(dull, _shade((grey, grey, grey), 1.15), 0.3 * look.spots)
 
 
 def _draw_body(canvas: _Canvas, look: _AgeLook, style: _Style, skin: Colour) -> None:
@@ -600,7 +604,7 @@ def draw_face(age: int, rng: np.random.Generator, image_size: int = 128) -> Imag
   if image_size < 16:
     raise ValueError(f"image_size must be at least 16, got {image_size}")
   size = image_size * _SUPERSAMPLE
-  look = _age_look(float(age), float(rng.normal(0.0, 2.0)))
+  look = _age_look(float(age), float(rng.normal(0.0, 1.5)))
   style = _sample_style(age, rng)
   layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
   canvas = _place_head(ImageDraw.Draw(layer), look, size, rng)

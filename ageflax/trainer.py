@@ -14,11 +14,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from ageflax import checkpointing, evaluation, input_pipeline, optimizers, reporting, sharding
+from flax import nnx
+
+from ageflax import (checkpointing, evaluation, input_pipeline, models, optimizers, reporting,
+                     sharding)
 from ageflax import steps as steps_lib
 from ageflax.errors import ConfigError, TrainingError
 
 DATA_SUMMARY_FILE = "data_summary.json"
+CONFIG_FILE = "config.json"
 
 
 @dataclasses.dataclass
@@ -43,9 +47,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains `config` in `workdir` (resuming if it holds a checkpoint); returns final metrics."""
   mesh = sharding.create_mesh()
   reporting.log("%s", sharding.describe(mesh))
-  sharding.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
-  sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+  check_config(config, mesh)
   os.makedirs(workdir, exist_ok=True)
+  _write_json(os.path.join(workdir, CONFIG_FILE), config.to_dict())
   data = input_pipeline.prepare(config.data, os.path.join(workdir, "skipped_rows.csv"))
   _write_json(os.path.join(workdir, DATA_SUMMARY_FILE), data.summary())
   run, state = _set_up(config, workdir, mesh, data)
@@ -56,6 +60,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     run.checkpointer.close()
     run.writer.close()
   return metrics
+
+
+def check_config(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
+  """Fails fast, before any data is read, on config values that cannot work."""
+  sharding.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
+  sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+  if config.train.loss not in steps_lib.LOSSES:
+    raise ConfigError(f"train.loss must be one of {steps_lib.LOSSES}, not {config.train.loss!r}")
+  schedule = optimizers.create_learning_rate_schedule(config.optim, 100, 10)
+  optimizers.create_optimizer(config.optim, schedule)
+  nnx.eval_shape(lambda: models.create_model(config.model, head_bias=0.0, seed=0))
 
 
 def _set_up(config, workdir, mesh, data) -> tuple[_Run, steps_lib.TrainState]:

@@ -106,4 +106,4 @@ def _report(result, data, split: str, step: int, train_median: float | None, con
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

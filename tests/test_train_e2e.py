@@ -1,0 +1,116 @@
+"""train.py and scripts/eval.py end to end, as a user runs them, including bad input."""
+
+import csv
+import json
+
+import pytest
+from conftest import run_entry_point, tiny_train_args, write_face_folder
+
+
+def _error_line(result) -> str:
+  lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert len(lines) == 1, result.stderr[-3000:]
+  return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A tiny run of 2 epochs on 60 photos (45 train = 5 steps per epoch), then resumed to 3."""
+  root = tmp_path_factory.mktemp("e2e")
+  data = write_face_folder(root / "faces", 60)
+  workdir = root / "run"
+  first = run_entry_point(tiny_train_args(data, workdir))
+  resumed = run_entry_point(tiny_train_args(data, workdir, "--config.train.num_epochs=3"))
+  return data, workdir, first, resumed
+
+
+def test_training_logs_devices_progress_and_epochs(trained):
+  _, workdir, first, _ = trained
+  assert first.returncode == 0, first.stderr[-3000:]
+  log = first.stderr
+  assert "1 device (cpu), mesh data=1, 1 process" in log.splitlines()[0] + log
+  assert "step 2/10 (epoch 0.40) | loss" in log and "img/s | ETA" in log
+  assert log.count("validation MAE") == 2
+  assert json.loads((workdir / "config.json").read_text())["model"]["name"] == "_resnet_tiny"
+  assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+  summary = json.loads((workdir / "data_summary.json").read_text())
+  assert summary["num_train"] == 45 and summary["num_validation"] == 15
+
+
+def test_rerun_resumes_from_the_latest_checkpoint(trained):
+  _, workdir, _, resumed = trained
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "resumed from step 10" in resumed.stderr
+  assert "step 12/15" in resumed.stderr and "step 2/15" not in resumed.stderr
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  assert 15 in steps and len(steps) <= 3  # latest 2 + best 1
+
+
+def test_eval_script_reports_mae_and_writes_predictions(trained, tmp_path):
+  data, workdir, _, _ = trained
+  other = write_face_folder(tmp_path / "other", 13, seed=7)
+  result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", f"--data_dir={other}",
+                            "--output_dir", str(tmp_path / "out")])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "MAE " in result.stdout and " on 13 images" in result.stdout
+  assert "predict-the-median baseline" in result.stdout
+  metrics = json.loads((tmp_path / "out" / "eval_metrics.json").read_text())
+  assert metrics["count"] == 13 and metrics["split"] == "all"
+  with open(tmp_path / "out" / "predictions.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [r["file_name"] for r in rows] == [f"{i:05d}.jpg" for i in range(13)]
+  mae = sum(abs(float(r["real_age"]) - float(r["predicted_age"])) for r in rows) / 13
+  assert abs(mae - metrics["mae"]) < 0.01
+
+
+def test_eval_script_defaults_to_the_runs_validation_split(trained):
+  _, workdir, _, _ = trained
+  result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert " on 15 images" in result.stdout
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["--config.data.dir=/nonexistent/faces"], "error: data directory /nonexistent/faces does "
+                                              "not exist"),
+    (["--config.train.batch_sze=8"], "bad config override --config.train.batch_sze: "
+                                     "'batch_sze' Did you mean \"batch_size\""),
+    (["--config.train.batch_size=x"], "error: flag --config.train.batch_size=x: invalid literal"),
+    (["--config.train.loss=l3"], "train.loss must be one of"),
+    (["--config.data.bad_rows=error"], "data.bad_rows='error': row 22 (gone.jpg): file not found"),
+])
+def test_bad_input_gets_one_clear_line(tmp_path, overrides, message):
+  data = write_face_folder(tmp_path / "faces", 20)
+  with open(data / "labels.csv", "a") as f:
+    f.write("gone.jpg,30\n")
+  args = tiny_train_args(data, tmp_path / "run", *overrides)
+  result = run_entry_point(args)
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr
+  assert message in result.stderr, result.stderr[-2000:]
+
+
+def test_batch_not_divisible_by_the_devices(tmp_path):
+  data = write_face_folder(tmp_path / "faces", 20)
+  result = run_entry_point(tiny_train_args(data, tmp_path / "run", "--config.train.batch_size=6"),
+                           devices=4)
+  assert "train.batch_size=6 is not a positive multiple of the 4 devices" in _error_line(result)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+  data = write_face_folder(tmp_path / "faces", 60)
+  result = run_entry_point(tiny_train_args(
+      data, tmp_path / "run", "--config.optim.learning_rate=1e30",
+      "--config.optim.warmup_epochs=0", "--config.checkpoint.every_steps=1"))
+  line = _error_line(result)
+  assert "non-finite loss or gradient at step" in line
+  bad_step = int(line.split("at step ")[1].split(";")[0])
+  saved = [int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()]
+  assert all(step < bad_step for step in saved)
+
+
+def test_eval_without_checkpoints_is_a_clear_error(tmp_path):
+  result = run_entry_point(["scripts/eval.py", f"--workdir={tmp_path}"])
+  assert "no checkpoints in" in _error_line(result)
