@@ -207,11 +207,11 @@ def _age_look(age: float, onset_shift: float) -> _AgeLook:
     child=child,
     aspect=1.30 - 0.24 * child - 0.08 * _ramp(25.0, 75.0, a),
     eye_drop=0.18 * child,
-    eye_radius=0.13 + 0.07 * child,
+    eye_radius=0.13 + 0.09 * child,
     nose_length=0.30 + 0.10 * _ramp(0.0, 90.0, age) - 0.08 * child,
     ear_size=0.16 + 0.06 * _ramp(0.0, 90.0, age),
     lip=0.075 - 0.04 * _ramp(30.0, 90.0, a),
-    lid_droop=0.12 + 0.38 * _ramp(35.0, 90.0, a),
+    lid_droop=0.12 + 0.4 * _ramp(25.0, 90.0, a),
     grey=_ramp(24.0, 65.0, a),
     white=_ramp(55.0, 88.0, a),
     recession=_ramp(35.0, 75.0, a),
@@ -264,7 +264,7 @@ def _skin_colour(style: _Style, look: _AgeLook) -> Colour:
   # Skin loses saturation through adulthood (a large-area cue that survives 64x64) and
   # turns paler in old age, independently of the base tone.
   grey = round(sum(style.skin) / 3)
-  dull = _mix(style.skin, (grey, grey, grey), 0.55 * look.dullness)
+  dull = _mix(style.skin, (grey, grey, grey), 0.65 * look.dullness)
   return _mix(dull, _shade((grey, grey, grey), 1.15), 0.3 * look.spots)
 
 
@@ -322,7 +322,7 @@ def _draw_head(canvas: _Canvas, look: _AgeLook, skin: Colour) -> None:
     for side in (-1, 1):
       d.ellipse(canvas.box(side * 0.58, look.eye_drop + 0.45, 0.15, 0.22), fill=hollow)
   if look.child > 0.05:
-    blush = _mix(skin, (235, 120, 120), 0.35 * look.child)
+    blush = _mix(skin, (235, 120, 120), 0.5 * look.child)
     for side in (-1, 1):
       d.ellipse(canvas.box(side * 0.5, look.eye_drop + 0.33, 0.16, 0.11), fill=blush)
 
@@ -604,7 +604,7 @@ def draw_face(age: int, rng: np.random.Generator, image_size: int = 128) -> Imag
   if image_size < 16:
     raise ValueError(f"image_size must be at least 16, got {image_size}")
   size = image_size * _SUPERSAMPLE
-  look = _age_look(float(age), float(rng.normal(0.0, 1.5)))
+  look = _age_look(float(age), float(rng.normal(0.0, 1.0)))
   style = _sample_style(age, rng)
   layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
   canvas = _place_head(ImageDraw.Draw(layer), look, size, rng)
