@@ -36,7 +36,9 @@ class Checkpointer:
         checkpoint_managers.BestN(get_metric_fn=_validation_mae, reverse=True, n=keep_best,
                                   keep_checkpoints_without_metrics=False),
     ])
-    options = ocp.CheckpointManagerOptions(preservation_policy=policy, read_only=read_only,
+    # best_fn also makes Orbax write each step's metrics, so the best survives a restart.
+    options = ocp.CheckpointManagerOptions(preservation_policy=policy, best_fn=_validation_mae,
+                                           best_mode="min", read_only=read_only,
                                            create=not read_only)
     self._manager = ocp.CheckpointManager(
         self.directory, options=options, item_names=("model", "trainer", "config"))
@@ -61,12 +63,8 @@ class Checkpointer:
 
   def best_step(self) -> int | None:
     """The step with the lowest validation MAE, or the latest if none has metrics."""
-    scored = []
-    for step in self._manager.all_steps():
-      metrics = self._manager.metrics(step)
-      if metrics and VALIDATION_METRIC in metrics:
-        scored.append((metrics[VALIDATION_METRIC], step))
-    return min(scored)[1] if scored else self.latest_step()
+    best = self._manager.best_step()
+    return self.latest_step() if best is None else best
 
   def metrics(self, step: int) -> dict[str, float] | None:
     return self._manager.metrics(step)
