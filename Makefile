@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine: `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SYNTHETIC := data/synthetic
+QUICKSTART_RUN := runs/quickstart
+
+.PHONY: venv quickstart test lint clean
+
+# The venv is (re)built when missing or when requirements.txt changes.
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+quickstart: venv
+	$(PY) scripts/make_synthetic_faces.py $(SYNTHETIC)/train --n 2000 --seed 0 --overwrite
+	$(PY) scripts/make_synthetic_faces.py $(SYNTHETIC)/heldout --n 500 --seed 1 --overwrite
+	rm -rf $(QUICKSTART_RUN)
+	$(PY) train.py --config=configs/cpu.py --config.data.dir=$(SYNTHETIC)/train \
+	  --workdir=$(QUICKSTART_RUN)
+	$(PY) scripts/eval.py --workdir=$(QUICKSTART_RUN) --data_dir=$(SYNTHETIC)/heldout
+
+test: venv
+	$(PY) -m pytest -q -n 2 --durations=10
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) runs data
