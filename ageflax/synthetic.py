@@ -5,13 +5,15 @@ distribution (`sample_ages`), the drawing of one face for a given age
 (`draw_face`) and the writing of a folder in the study's layout
 (`write_synthetic_faces`: ``labels.csv`` plus ``final_files/*.jpg``).
 
-Age shows through several redundant, smooth cues: head proportions and eye
-size (children), nose and ear growth, hair greying and a receding hairline,
-forehead wrinkles, crow's feet, eye bags, nasolabial folds, drooping lids,
-thinner lips, pale and spotty skin in old age, and beards only for adults.
-Nuisance variation (sex, skin tone, hair colour and style, background,
-clothing, glasses, pose, lighting, noise, JPEG quality) keeps it from being
-trivial.
+Age shows through several redundant cues, each a continuous function of age
+so that the mapping is smooth: head proportions, eye size and rosy cheeks
+(children), nose and ear growth, hair greying and a receding hairline, forehead
+wrinkles, crow's feet, eye bags, cheek hollows, nasolabial folds, drooping
+lids, thinner lips, duller skin that turns pale and spotty in old age, and
+beards only for adults. A small per-face shift of when the signs set in
+stands for individual ageing pace. Nuisance variation (sex, skin tone, hair
+colour and style, background, clothing, glasses, pose, lighting, noise, JPEG
+quality) keeps the task from being trivial.
 """
 
 from __future__ import annotations
@@ -205,9 +207,9 @@ def _age_look(age: float, onset_shift: float) -> _AgeLook:
   child = 1.0 - _ramp(0.0, 20.0, age)
   return _AgeLook(
     child=child,
-    aspect=1.30 - 0.24 * child - 0.08 * _ramp(25.0, 75.0, a),
-    eye_drop=0.18 * child,
-    eye_radius=0.13 + 0.09 * child,
+    aspect=1.30 - 0.30 * child - 0.08 * _ramp(25.0, 75.0, a),
+    eye_drop=0.22 * child,
+    eye_radius=0.13 + 0.10 * child,
     nose_length=0.30 + 0.10 * _ramp(0.0, 90.0, age) - 0.08 * child,
     ear_size=0.16 + 0.06 * _ramp(0.0, 90.0, age),
     lip=0.075 - 0.04 * _ramp(30.0, 90.0, a),
@@ -261,10 +263,11 @@ def _hair_colour(style: _Style, look: _AgeLook) -> Colour:
 
 
 def _skin_colour(style: _Style, look: _AgeLook) -> Colour:
-  # Skin loses saturation through adulthood (a large-area cue that survives 64x64) and
-  # turns paler in old age, independently of the base tone.
+  # Skin is vivid in childhood and loses saturation through adulthood (a large-area cue
+  # that survives 64x64), then turns paler in old age, independently of the base tone.
   grey = round(sum(style.skin) / 3)
-  dull = _mix(style.skin, (grey, grey, grey), 0.65 * look.dullness)
+  vivid = tuple(min(255, max(0, round(c + 0.4 * look.child * (c - grey)))) for c in style.skin)
+  dull = _mix(vivid, (grey, grey, grey), 0.65 * look.dullness)  # type: ignore[arg-type]
   return _mix(dull, _shade((grey, grey, grey), 1.15), 0.3 * look.spots)
 
 
