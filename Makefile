@@ -25,7 +25,7 @@ quickstart: venv
 	$(PY) scripts/eval.py --workdir=$(QUICKSTART_RUN) --data_dir=$(SYNTHETIC)/heldout
 
 test: venv
-	$(PY) -m pytest -q -n 2 --durations=10
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -66,9 +66,6 @@ class Checkpointer:
     best = self._manager.best_step()
     return self.latest_step() if best is None else best
 
-  def metrics(self, step: int) -> dict[str, float] | None:
-    return self._manager.metrics(step)
-
   def restore(self, step: int, abstract_state):
     """Restores a full `TrainState` (laid out like `abstract_state`) from `step`."""
     restored = self._manager.restore(step, args=ocp.args.Composite(

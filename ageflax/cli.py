@@ -1,8 +1,8 @@
 """What the entry points share: absl flags for multi-host jobs and one-line error exits."""
 
 import functools
-import re
 import logging as python_logging
+import re
 import sys
 from collections.abc import Callable
 

@@ -26,7 +26,7 @@ class SummaryWriter:
   def __init__(self, workdir: str):
     self._writer = None
     if jax.process_index() == 0:
-      from tensorboardX import SummaryWriter as TensorBoardWriter  # noqa: PLC0415
+      from tensorboardX import SummaryWriter as TensorBoardWriter
 
       self._writer = TensorBoardWriter(os.path.join(workdir, "tensorboard"))
 

@@ -13,11 +13,17 @@ import time
 import jax
 import ml_collections
 import numpy as np
-
 from flax import nnx
 
-from ageflax import (checkpointing, evaluation, input_pipeline, models, optimizers, reporting,
-                     sharding)
+from ageflax import (
+  checkpointing,
+  evaluation,
+  input_pipeline,
+  models,
+  optimizers,
+  reporting,
+  sharding,
+)
 from ageflax import steps as steps_lib
 from ageflax.errors import ConfigError, TrainingError
 

@@ -14,12 +14,12 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-from absl import app, flags  # noqa: E402
+import jax
+from absl import app, flags
 
-from ageflax import checkpointing, cli, evaluation, input_pipeline, sharding, trainer  # noqa: E402
-from ageflax import steps as steps_lib  # noqa: E402
-from ageflax.errors import ConfigError  # noqa: E402
+from ageflax import checkpointing, cli, evaluation, input_pipeline, sharding, trainer
+from ageflax import steps as steps_lib
+from ageflax.errors import ConfigError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,

@@ -8,12 +8,12 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import numpy as np
+import optax
 
-from ageflax import sharding, steps  # noqa: E402
-from configs import tiny  # noqa: E402
+from ageflax import sharding, steps
+from configs import tiny
 
 
 def main(out_path: str) -> None:

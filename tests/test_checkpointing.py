@@ -12,7 +12,7 @@ def _state(mesh, seed=0):
   config = tiny.get_config()
   config.seed = seed
   optimizer = optax.adam(1e-3)
-  graphdef, state = steps.create_train_state(config, optimizer, mesh, head_bias=30.0)
+  _, state = steps.create_train_state(config, optimizer, mesh, head_bias=30.0)
   return config, optimizer, state
 
 

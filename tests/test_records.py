@@ -101,7 +101,7 @@ def test_bad_row_policy(face_folder):
   with pytest.raises(DataError, match=r"1 bad row\(s\), data.bad_rows='error': row 52 "
                                       r"\(gone.jpg\): file not found"):
     records.apply_bad_row_policy(faces, "error", max_bad_fraction=0.05)
-  with pytest.raises(DataError, match="more than data.max_bad_fraction=0.01"):
+  with pytest.raises(DataError, match=r"more than data\.max_bad_fraction=0\.01"):
     records.apply_bad_row_policy(faces, "skip", max_bad_fraction=0.01)
 
 

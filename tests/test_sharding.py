@@ -1,10 +1,10 @@
 """Data parallelism: 1, 2 and 4 forced host devices train to the same parameters."""
 
+import jax
 import numpy as np
 import pytest
 from conftest import run_entry_point
 
-import jax
 from ageflax import sharding
 from ageflax.errors import ConfigError
 
@@ -32,7 +32,7 @@ def test_one_two_and_four_devices_reach_the_same_parameters(tmp_path):
 def test_batch_size_must_split_over_the_devices():
   mesh = sharding.create_mesh()
   sharding.check_batch_size(8, mesh, "train.batch_size")
-  with pytest.raises(ConfigError, match="train.batch_size=0 is not a positive multiple"):
+  with pytest.raises(ConfigError, match=r"train\.batch_size=0 is not a positive multiple"):
     sharding.check_batch_size(0, mesh, "train.batch_size")
 
 

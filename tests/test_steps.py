@@ -43,7 +43,7 @@ def test_loss_falls_on_a_fixed_batch(loss):
 
 
 def test_train_step_compiles_once_and_updates_batch_statistics():
-  config, mesh, optimizer, graphdef, state = _setup()
+  _, mesh, optimizer, graphdef, state = _setup()
   counted = chex.assert_max_traces(n=1)(
       lambda s, b: steps.train_step(s, b, graphdef=graphdef, optimizer=optimizer, loss="l2",
                                     huber_delta=1.0))
@@ -62,12 +62,12 @@ def test_per_example_losses():
   np.testing.assert_allclose(steps.per_example_loss(predictions, ages, "l1", 1.0), [3, 0.5])
   np.testing.assert_allclose(steps.per_example_loss(predictions, ages, "huber", 1.0),
                              [2.5, 0.125])
-  with pytest.raises(ConfigError, match="train.loss"):
+  with pytest.raises(ConfigError, match=r"train\.loss"):
     steps.per_example_loss(predictions, ages, "l3", 1.0)
 
 
 def test_eval_step_sums_only_unmasked_rows():
-  config, mesh, _, graphdef, state = _setup()
+  _, mesh, _, graphdef, state = _setup()
   batch = {"image": np.zeros((4, 32, 32, 3), np.uint8),
            "age": np.array([40, 50, 30, 99], np.float32),
            "mask": np.array([1, 1, 1, 0], np.float32),

@@ -1,5 +1,7 @@
 """Synthetic faces: the study's layout, determinism, plausible ages, and the script's errors."""
 
+import pathlib
+
 import numpy as np
 from conftest import run_entry_point
 
@@ -15,7 +17,7 @@ def test_writes_a_readable_folder_deterministically(tmp_path):
   assert len(faces.records) == 12 and not faces.problems
   for record in faces.records:
     twin = tmp_path / "b" / "final_files" / record.file_name
-    assert twin.read_bytes() == open(record.path, "rb").read()
+    assert twin.read_bytes() == pathlib.Path(record.path).read_bytes()
 
 
 def test_ages_cover_children_to_the_old_and_centre_on_adults():

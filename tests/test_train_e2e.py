@@ -6,6 +6,8 @@ import json
 import pytest
 from conftest import run_entry_point, tiny_train_args, write_face_folder
 
+from ageflax import synthetic
+
 
 def _error_line(result) -> str:
   lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -17,9 +19,10 @@ def _error_line(result) -> str:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-  """A tiny run of 2 epochs on 60 photos (45 train = 5 steps per epoch), then resumed to 3."""
+  """A tiny run of 2 epochs on 60 synthetic faces (45 train = 5 steps per epoch), resumed to 3."""
   root = tmp_path_factory.mktemp("e2e")
-  data = write_face_folder(root / "faces", 60)
+  synthetic.write_synthetic_faces(root / "faces", 60, seed=0, image_size=40)
+  data = root / "faces"
   workdir = root / "run"
   first = run_entry_point(tiny_train_args(data, workdir))
   resumed = run_entry_point(tiny_train_args(data, workdir, "--config.train.num_epochs=3"))
@@ -48,9 +51,22 @@ def test_rerun_resumes_from_the_latest_checkpoint(trained):
   assert 15 in steps and len(steps) <= 3  # latest 2 + best 1
 
 
+def test_the_same_seed_trains_the_same_model(trained, tmp_path):
+  data, _, first, _ = trained
+  again = run_entry_point(tiny_train_args(data, tmp_path / "again"))
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert _validation_lines(again.stderr) == _validation_lines(first.stderr)
+
+
+def _validation_lines(log: str) -> list[str]:
+  return [line.split("]", 1)[1].split("(")[0] for line in log.splitlines()
+          if "validation MAE" in line]
+
+
 def test_eval_script_reports_mae_and_writes_predictions(trained, tmp_path):
-  data, workdir, _, _ = trained
-  other = write_face_folder(tmp_path / "other", 13, seed=7)
+  _, workdir, _, _ = trained
+  other = tmp_path / "other"
+  synthetic.write_synthetic_faces(other, 13, seed=7, image_size=40)
   result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", f"--data_dir={other}",
                             "--output_dir", str(tmp_path / "out")])
   assert result.returncode == 0, result.stderr[-3000:]
@@ -60,7 +76,7 @@ def test_eval_script_reports_mae_and_writes_predictions(trained, tmp_path):
   assert metrics["count"] == 13 and metrics["split"] == "all"
   with open(tmp_path / "out" / "predictions.csv") as f:
     rows = list(csv.DictReader(f))
-  assert [r["file_name"] for r in rows] == [f"{i:05d}.jpg" for i in range(13)]
+  assert [r["file_name"] for r in rows] == [f"{i:06d}.jpg" for i in range(13)]
   mae = sum(abs(float(r["real_age"]) - float(r["predicted_age"])) for r in rows) / 13
   assert abs(mae - metrics["mae"]) < 0.01
 
