@@ -10,8 +10,11 @@ validation MAE are preserved.
 import os
 from typing import Any
 
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
+from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
 from ageflax.errors import CheckpointError
@@ -52,11 +55,23 @@ class Checkpointer:
         trainer=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state}),
         config=ocp.args.JsonSave(config.to_dict()),
     )
-    self._manager.save(step, args=args, metrics=metrics, force=True)
+    try:
+      self._manager.save(step, args=args, metrics=metrics, force=True)
+    except Exception as e:
+      raise CheckpointError(f"saving checkpoint {step} in {self.directory} failed ({e}); "
+                            "the earlier checkpoints are intact") from e
 
   def wait(self) -> None:
     """Blocks until every started save is committed to disk."""
-    self._manager.wait_until_finished()
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:
+      raise CheckpointError(f"a checkpoint save in {self.directory} failed ({e}); the "
+                            "earlier checkpoints are intact") from e
+
+  def reached_preemption(self, step: int) -> bool:
+    """Whether the job's processes agreed to stop at `step` (multi-process preemption)."""
+    return self._manager.reached_preemption(step)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -77,6 +92,31 @@ class Checkpointer:
     return abstract_state.replace(step=restored.trainer["step"],
                                   opt_state=restored.trainer["opt_state"],
                                   **restored.model)
+
+  def restore_latest_readable(self, abstract_state):
+    """Restores the newest checkpoint that reads back whole, setting unreadable ones aside.
+
+    Returns:
+      (step, state), or (None, None) when no checkpoint is readable.
+    """
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        return step, self.restore(step, abstract_state)
+      except Exception as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        logging.warning("checkpoint %d in %s is unreadable (%s: %s); falling back to the "
+                        "previous one", step, self.directory, type(e).__name__, reason)
+        self._set_aside(step)
+    return None, None
+
+  def _set_aside(self, step: int) -> None:
+    """Renames an unreadable step to `unreadable_STEP`, which Orbax no longer lists."""
+    if jax.process_index() == 0:
+      path = os.path.join(self.directory, str(step))
+      os.replace(path, os.path.join(self.directory, f"unreadable_{step}"))
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
+    self._manager.reload()
 
   def restore_model(self, step: int, abstract_params, abstract_batch_stats) -> dict[str, Any]:
     """Restores only what prediction needs: {'params', 'batch_stats'}."""

@@ -6,6 +6,7 @@ import re
 import sys
 from collections.abc import Callable
 
+import jax
 from absl import flags, logging
 
 from ageflax import sharding
@@ -22,16 +23,27 @@ def define_distributed_flags() -> None:
 
 
 def initialize_distributed_from_flags() -> None:
+  """Joins the multi-host job the flags or SLURM describe; other processes then log warnings only."""
   values = flags.FLAGS
   sharding.initialize_distributed(values.coordinator_address, values.num_processes,
                                   values.process_id)
+  if jax.process_index() > 0:
+    logging.set_verbosity(logging.WARNING)
+
+
+# Orbax warns at every save without validation metrics (the mid-epoch saves, by design).
+_EXPECTED_WARNINGS = ("did not provide metrics",)
 
 
 class _OwnInfoOnly(python_logging.Filter):
   """Keeps INFO lines from ageflax and warnings from everyone; libraries' INFO is noise."""
 
   def filter(self, record: python_logging.LogRecord) -> bool:
-    return record.levelno >= python_logging.WARNING or "site-packages" not in record.pathname
+    if "site-packages" not in record.pathname:
+      return True
+    message = record.getMessage()
+    return (record.levelno >= python_logging.WARNING
+            and not any(text in message for text in _EXPECTED_WARNINGS))
 
 
 def quiet_library_logs() -> None:

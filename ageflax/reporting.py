@@ -52,6 +52,10 @@ class Progress:
     self._last_time = time.perf_counter()
     self._rate_steps_per_s = None
 
+  def restart(self, step: int) -> None:
+    """Starts the throughput window at `step` (e.g. after the first step's compilation)."""
+    self._last_step, self._last_time = step, time.perf_counter()
+
   def line(self, step: int, steps_per_epoch: int, metrics: dict[str, float]) -> str:
     """A progress line for `step`; resets the throughput window."""
     now = time.perf_counter()

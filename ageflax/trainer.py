@@ -5,6 +5,7 @@ command resumes from the latest committed checkpoint; the data stream is a funct
 (seed, step), so a resumed run trains on exactly what an uninterrupted one would.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,14 +22,15 @@ from ageflax import (
   input_pipeline,
   models,
   optimizers,
+  preemption,
   reporting,
   sharding,
 )
 from ageflax import steps as steps_lib
+from ageflax import workdir as workdir_lib
 from ageflax.errors import ConfigError, TrainingError
 
 DATA_SUMMARY_FILE = "data_summary.json"
-CONFIG_FILE = "config.json"
 
 
 @dataclasses.dataclass
@@ -49,23 +51,44 @@ class _Run:
   writer: reporting.SummaryWriter
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains `config` in `workdir` (resuming if it holds a checkpoint); returns final metrics."""
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False
+) -> dict[str, float]:
+  """Trains `config` in `workdir`, resuming if it holds a checkpoint; returns final metrics.
+
+  Args:
+    config: the experiment config (see configs/).
+    workdir: the run directory.
+    allow_config_change: resume even if the saved config differs in fields that change
+      the results.
+  """
   mesh = sharding.create_mesh()
   reporting.log("%s", sharding.describe(mesh))
   check_config(config, mesh)
-  os.makedirs(workdir, exist_ok=True)
-  _write_json(os.path.join(workdir, CONFIG_FILE), config.to_dict())
-  data = input_pipeline.prepare(config.data, os.path.join(workdir, "skipped_rows.csv"))
-  _write_json(os.path.join(workdir, DATA_SUMMARY_FILE), data.summary())
-  run, state = _set_up(config, workdir, mesh, data)
-  try:
-    state, metrics = _train(run, state)
-  finally:
-    run.checkpointer.wait()
-    run.checkpointer.close()
-    run.writer.close()
+  workdir_lib.check_writable(workdir)
+  with _run_lock(workdir):
+    checkpointer = checkpointing.Checkpointer(workdir, config.checkpoint.keep_latest,
+                                              config.checkpoint.keep_best)
+    if checkpointer.latest_step() is not None:
+      workdir_lib.check_same_config(workdir, config, allow_config_change)
+    _write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), config.to_dict())
+    problems_path = (os.path.join(workdir, "skipped_rows.csv") if jax.process_index() == 0
+                     else None)
+    data = input_pipeline.prepare(config.data, problems_path)
+    _write_json(os.path.join(workdir, DATA_SUMMARY_FILE), data.summary())
+    run, state = _set_up(config, workdir, mesh, data, checkpointer)
+    try:
+      state, metrics = _train(run, state)
+    finally:
+      run.checkpointer.wait()
+      run.checkpointer.close()
+      run.writer.close()
   return metrics
+
+
+def _run_lock(workdir: str):
+  """Process 0 holds the workdir's lock; the other processes of the job share it."""
+  return workdir_lib.RunLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
 
 
 def check_config(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
@@ -79,7 +102,7 @@ def check_config(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> 
   nnx.eval_shape(lambda: models.create_model(config.model, head_bias=0.0, seed=0))
 
 
-def _set_up(config, workdir, mesh, data) -> tuple[_Run, steps_lib.TrainState]:
+def _set_up(config, workdir, mesh, data, checkpointer) -> tuple[_Run, steps_lib.TrainState]:
   per_epoch = input_pipeline.steps_per_epoch(len(data.splits["train"]), config.train.batch_size)
   if per_epoch == 0:
     raise ConfigError(f"train.batch_size={config.train.batch_size} is larger than the "
@@ -88,8 +111,6 @@ def _set_up(config, workdir, mesh, data) -> tuple[_Run, steps_lib.TrainState]:
   schedule = optimizers.create_learning_rate_schedule(config.optim, total_steps, per_epoch)
   optimizer = optimizers.create_optimizer(config.optim, schedule)
   head_bias = data.summary()["train_mean_age"]
-  checkpointer = checkpointing.Checkpointer(workdir, config.checkpoint.keep_latest,
-                                            config.checkpoint.keep_best)
   graphdef, state = _initial_state(config, optimizer, mesh, head_bias, checkpointer)
   reporting.log("%s: %d training, %d validation photos; %d steps of %d (%d per epoch)",
                 config.model.name, len(data.splits["train"]), len(data.splits["validation"]),
@@ -107,12 +128,14 @@ def _set_up(config, workdir, mesh, data) -> tuple[_Run, steps_lib.TrainState]:
 
 
 def _initial_state(config, optimizer, mesh, head_bias, checkpointer):
-  latest = checkpointer.latest_step()
-  if latest is None:
+  if checkpointer.latest_step() is None:
     return steps_lib.create_train_state(config, optimizer, mesh, head_bias)
   graphdef, abstract_state = steps_lib.abstract_train_state(config, optimizer, mesh, head_bias)
-  state = checkpointer.restore(latest, abstract_state)
-  reporting.log("resumed from step %d (%s)", latest, checkpointer.directory)
+  step, state = checkpointer.restore_latest_readable(abstract_state)
+  if step is None:
+    reporting.log("no readable checkpoint in %s: starting afresh", checkpointer.directory)
+    return steps_lib.create_train_state(config, optimizer, mesh, head_bias)
+  reporting.log("resumed from step %d (%s)", step, checkpointer.directory)
   return graphdef, state
 
 
@@ -125,25 +148,42 @@ def _train(run: _Run, state: steps_lib.TrainState):
       start_step, run.total_steps, config.data)
   progress = reporting.Progress(start_step, run.total_steps, config.train.batch_size)
   log_window, epoch_window, metrics = [], [], {}
-  for step, batch in enumerate(input_pipeline.as_numpy(dataset, config.data.dir),
-                               start_step + 1):
-    state, step_metrics = run.train_step(
-        state, sharding.global_batch(batch, mesh, config.train.batch_size))
-    log_window.append(step_metrics)
-    epoch_window.append(step_metrics)
-    is_last = step == run.total_steps
-    if step % config.train.log_every_steps == 0 or is_last:
-      _log_train_window(run, progress, step, _mean_metrics(log_window, step))
-      log_window = []
-    if step % run.eval_every_steps == 0 or is_last:
-      metrics = {f"train_{k}": v for k, v in _mean_metrics(epoch_window, step).items()}
-      epoch_window = []
-      metrics.update(_validate(run, state, step, metrics["train_mae"]))
-      run.checkpointer.save(state, config, _checkpoint_metrics(metrics))
-    elif step % config.checkpoint.every_steps == 0:
-      _mean_metrics(log_window, step)
-      run.checkpointer.save(state, config)
+  stop_requests = preemption.StopRequests()
+  with stop_requests:
+    for step, batch in enumerate(input_pipeline.as_numpy(dataset, config.data.dir),
+                                 start_step + 1):
+      state, step_metrics = run.train_step(
+          state, sharding.global_batch(batch, mesh, config.train.batch_size))
+      if step == start_step + 1:
+        progress.restart(step)  # the first call compiled the step: keep it out of images/s
+      log_window.append(step_metrics)
+      epoch_window.append(step_metrics)
+      is_last = step == run.total_steps
+      if step % config.train.log_every_steps == 0 or is_last:
+        _log_train_window(run, progress, step, _mean_metrics(log_window, step))
+        log_window = []
+      if step % run.eval_every_steps == 0 or is_last:
+        metrics = {f"train_{k}": v for k, v in _mean_metrics(epoch_window, step).items()}
+        epoch_window = []
+        metrics.update(_validate(run, state, step, metrics["train_mae"]))
+        run.checkpointer.save(state, config, _checkpoint_metrics(metrics))
+      elif step % config.checkpoint.every_steps == 0:
+        _mean_metrics(log_window, step)
+        run.checkpointer.save(state, config)
+      if stop_requests.should_stop(step, run.checkpointer.reached_preemption):
+        _stop_with_checkpoint(run, state, step, log_window, stop_requests.signal_name)
+        return state, metrics
   return state, metrics
+
+
+def _stop_with_checkpoint(run: _Run, state, step: int, log_window, reason: str) -> None:
+  """Saves the current step (unless just saved), waits for the commit and says so."""
+  _mean_metrics(log_window, step)
+  if run.checkpointer.latest_step() != step:
+    run.checkpointer.save(state, run.config)
+  run.checkpointer.wait()
+  reporting.log("stopped by %s after step %d of %d; checkpoint committed, rerun the same "
+                "command to resume", reason, step, run.total_steps)
 
 
 def _mean_metrics(window: list, step: int) -> dict[str, float]:

@@ -55,6 +55,15 @@ def run_entry_point(args: list[str], devices: int = 1, timeout: int = 300,
                         text=True, timeout=timeout, check=False)
 
 
+def error_line(result: subprocess.CompletedProcess) -> str:
+  """The single `error: ...` line of a run that failed cleanly (exit 1, no traceback)."""
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+  assert len(lines) == 1, result.stderr[-3000:]
+  return lines[0]
+
+
 def tiny_train_args(data_dir, workdir, *overrides: str) -> list[str]:
   return ["train.py", "--config=configs/tiny.py", f"--config.data.dir={data_dir}",
           f"--workdir={workdir}", *overrides]

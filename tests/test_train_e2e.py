@@ -4,17 +4,9 @@ import csv
 import json
 
 import pytest
-from conftest import run_entry_point, tiny_train_args, write_face_folder
+from conftest import error_line, run_entry_point, tiny_train_args, write_face_folder
 
 from ageflax import synthetic
-
-
-def _error_line(result) -> str:
-  lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-  assert result.returncode == 1, result.stderr[-3000:]
-  assert "Traceback" not in result.stderr, result.stderr[-3000:]
-  assert len(lines) == 1, result.stderr[-3000:]
-  return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +17,14 @@ def trained(tmp_path_factory):
   data = root / "faces"
   workdir = root / "run"
   first = run_entry_point(tiny_train_args(data, workdir))
-  resumed = run_entry_point(tiny_train_args(data, workdir, "--config.train.num_epochs=3"))
-  return data, workdir, first, resumed
+  refused = run_entry_point(tiny_train_args(data, workdir, "--config.train.num_epochs=3"))
+  resumed = run_entry_point(tiny_train_args(data, workdir, "--config.train.num_epochs=3",
+                                            "--allow_config_change"))
+  return data, workdir, first, resumed, refused
 
 
 def test_training_logs_devices_progress_and_epochs(trained):
-  _, workdir, first, _ = trained
+  _, workdir, first, *_ = trained
   assert first.returncode == 0, first.stderr[-3000:]
   log = first.stderr
   assert "1 device (cpu), mesh data=1, 1 process" in log.splitlines()[0] + log
@@ -42,8 +36,14 @@ def test_training_logs_devices_progress_and_epochs(trained):
   assert summary["num_train"] == 45 and summary["num_validation"] == 15
 
 
+def test_resuming_with_a_changed_config_is_refused_unless_allowed(trained):
+  refused = trained[4]
+  assert "train.num_epochs: 2.0 -> 3.0" in error_line(refused)
+  assert "--allow_config_change" in error_line(refused)
+
+
 def test_rerun_resumes_from_the_latest_checkpoint(trained):
-  _, workdir, _, resumed = trained
+  _, workdir, _, resumed, _ = trained
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert "resumed from step 10" in resumed.stderr
   assert "step 12/15" in resumed.stderr and "step 2/15" not in resumed.stderr
@@ -52,7 +52,7 @@ def test_rerun_resumes_from_the_latest_checkpoint(trained):
 
 
 def test_the_same_seed_trains_the_same_model(trained, tmp_path):
-  data, _, first, _ = trained
+  data, _, first, *_ = trained
   again = run_entry_point(tiny_train_args(data, tmp_path / "again"))
   assert again.returncode == 0, again.stderr[-3000:]
   assert _validation_lines(again.stderr) == _validation_lines(first.stderr)
@@ -64,7 +64,7 @@ def _validation_lines(log: str) -> list[str]:
 
 
 def test_eval_script_reports_mae_and_writes_predictions(trained, tmp_path):
-  _, workdir, _, _ = trained
+  _, workdir, *_ = trained
   other = tmp_path / "other"
   synthetic.write_synthetic_faces(other, 13, seed=7, image_size=40)
   result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", f"--data_dir={other}",
@@ -82,7 +82,7 @@ def test_eval_script_reports_mae_and_writes_predictions(trained, tmp_path):
 
 
 def test_eval_script_defaults_to_the_runs_validation_split(trained):
-  _, workdir, _, _ = trained
+  _, workdir, *_ = trained
   result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert " on 15 images" in result.stdout
@@ -112,7 +112,7 @@ def test_batch_not_divisible_by_the_devices(tmp_path):
   data = write_face_folder(tmp_path / "faces", 20)
   result = run_entry_point(tiny_train_args(data, tmp_path / "run", "--config.train.batch_size=6"),
                            devices=4)
-  assert "train.batch_size=6 is not a positive multiple of the 4 devices" in _error_line(result)
+  assert "train.batch_size=6 is not a positive multiple of the 4 devices" in error_line(result)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -120,7 +120,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   result = run_entry_point(tiny_train_args(
       data, tmp_path / "run", "--config.optim.learning_rate=1e30",
       "--config.optim.warmup_epochs=0", "--config.checkpoint.every_steps=1"))
-  line = _error_line(result)
+  line = error_line(result)
   assert "non-finite loss or gradient at step" in line
   bad_step = int(line.split("at step ")[1].split(";")[0])
   saved = [int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()]
@@ -129,4 +129,4 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_eval_without_checkpoints_is_a_clear_error(tmp_path):
   result = run_entry_point(["scripts/eval.py", f"--workdir={tmp_path}"])
-  assert "no checkpoints in" in _error_line(result)
+  assert "no checkpoints in" in error_line(result)
