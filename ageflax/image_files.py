@@ -1,6 +1,8 @@
 """Cheap checks on image files before any decoder sees them: format sniffing and truncation."""
 
 import os
+import struct
+from typing import BinaryIO
 
 _SIGNATURES = (
     (b"\xff\xd8\xff", "jpeg"),
@@ -13,6 +15,8 @@ _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
 # Cameras and editors may append bytes after the end marker; look for it near the end only.
 _TAIL_BYTES = 4096
+# JPEG start-of-frame markers: they carry the image's height and width.
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -23,11 +27,12 @@ def sniff_format(head: bytes) -> str | None:
   return None
 
 
-def image_file_problem(path: str | os.PathLike) -> str | None:
+def image_file_problem(path: str | os.PathLike, max_megapixels: float = 40.0) -> str | None:
   """Returns why the file at `path` cannot be a decodable image, or None if it looks fine.
 
-  Checks existence, emptiness, the format signature and, for JPEG and PNG, that the
-  end marker is present (a truncated download or copy loses it).
+  Checks existence, emptiness, the format signature, that JPEG and PNG files keep their
+  end marker (a truncated download or copy loses it), and that the header's pixel count
+  is at most `max_megapixels` (a few bytes can declare a picture that needs gigabytes).
   """
   try:
     size = os.path.getsize(path)
@@ -50,4 +55,45 @@ def image_file_problem(path: str | os.PathLike) -> str | None:
     return "truncated JPEG (no end-of-image marker)"
   if image_format == "png" and _PNG_END not in tail:
     return "truncated PNG (no IEND chunk)"
+  size = image_size(path, image_format)
+  if size is None:
+    return f"unreadable {image_format.upper()} header (no image size)"
+  width, height = size
+  if width * height > max_megapixels * 1e6:
+    return (f"image is {width}x{height}, {width * height / 1e6:.0f} megapixels, more than "
+            f"data.max_image_megapixels={max_megapixels:g}")
   return None
+
+
+def image_size(path: str | os.PathLike, image_format: str) -> tuple[int, int] | None:
+  """(width, height) from the header of a JPEG, PNG, GIF or BMP file, without decoding."""
+  with open(path, "rb") as f:
+    if image_format == "jpeg":
+      return _jpeg_size(f)
+    header = f.read(26)
+  try:
+    if image_format == "png":
+      return struct.unpack(">II", header[16:24])
+    if image_format == "gif":
+      return struct.unpack("<HH", header[6:10])
+    width, height = struct.unpack("<ii", header[18:26])
+    return abs(width), abs(height)
+  except struct.error:
+    return None
+
+
+def _jpeg_size(f: BinaryIO) -> tuple[int, int] | None:
+  """Walks the JPEG segments to the start-of-frame marker."""
+  f.seek(2)
+  while True:
+    marker = f.read(4)
+    if len(marker) < 4 or marker[0] != 0xFF:
+      return None
+    length = struct.unpack(">H", marker[2:4])[0]
+    if marker[1] in _JPEG_FRAME_MARKERS:
+      frame = f.read(5)
+      if len(frame) < 5:
+        return None
+      height, width = struct.unpack(">HH", frame[1:5])
+      return width, height
+    f.seek(length - 2, os.SEEK_CUR)

@@ -291,7 +291,8 @@ def prepare(config: ml_collections.ConfigDict, problems_path: str | None) -> Pre
   """
   if not config.dir:
     raise DataError("no data folder: set --config.data.dir=DIR (labels.csv + final_files/)")
-  faces = records.read_labels_csv(config.dir, max_age=config.max_age)
+  faces = records.read_labels_csv(config.dir, max_age=config.max_age,
+                                  max_megapixels=config.max_image_megapixels)
   records.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   store, failed = create_store(faces.records, config)
   faces = faces.without(failed)

@@ -69,7 +69,10 @@ def _row_of(problem: Problem) -> int:
 
 
 def read_labels_csv(
-    directory: str | os.PathLike, max_age: float = 120.0, check_files: bool = True
+    directory: str | os.PathLike,
+    max_age: float = 120.0,
+    check_files: bool = True,
+    max_megapixels: float = 40.0,
 ) -> LabelledFaces:
   """Reads and validates `DIR/labels.csv`; images are looked up in `DIR/final_files/`.
 
@@ -77,6 +80,7 @@ def read_labels_csv(
     directory: the data folder in the study's layout.
     max_age: ages above this are rejected as absurd.
     check_files: also check that each image exists and is not obviously broken.
+    max_megapixels: images whose header declares more pixels are rejected.
 
   Returns:
     The usable records and every problem row.
@@ -95,7 +99,8 @@ def read_labels_csv(
   if check_files and not image_dir.is_dir():
     raise DataError(f"image folder {image_dir} does not exist")
   rows = _read_rows(labels_path)
-  records, problems = _validate_rows(rows, image_dir, max_age, check_files)
+  records, problems = _validate_rows(rows, image_dir, max_age,
+                                     max_megapixels if check_files else None)
   return LabelledFaces(str(labels_path), tuple(records), tuple(problems))
 
 
@@ -131,15 +136,16 @@ def _validate_rows(
     rows: Sequence[tuple[int, str, str]],
     image_dir: pathlib.Path,
     max_age: float,
-    check_files: bool,
+    max_megapixels: float | None,
 ) -> tuple[list[Record], list[Problem]]:
+  """Records for the good rows; a Problem for each bad one (file checks unless None)."""
   records, problems = [], []
   first_row_of: dict[str, int] = {}
   for row, file_name, age_text in rows:
     reason = _row_problem(file_name, age_text, max_age, first_row_of)
     path = image_dir / file_name
-    if reason is None and check_files:
-      reason = image_files.image_file_problem(path)
+    if reason is None and max_megapixels is not None:
+      reason = image_files.image_file_problem(path, max_megapixels)
     if reason is not None:
       problems.append(Problem(row, file_name, reason))
       continue

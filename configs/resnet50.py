@@ -16,6 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
   data.test_fraction = 0.0  # Share held out as a test set, never used in training.
   data.split_seed = 0  # Seeds the split; independent of `seed` so runs share a split.
   data.max_age = 120.0  # Ages above this are rejected as absurd.
+  data.max_image_megapixels = 40.0  # Larger images (by their header) are rejected unread.
   data.bad_rows = "skip"  # 'skip': set bad rows aside, listed at start; 'error': abort.
   data.max_bad_fraction = 0.01  # Abort even with 'skip' when more rows than this are bad.
   data.verify_images = True  # Decode every image once up front to find unreadable ones.

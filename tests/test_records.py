@@ -1,11 +1,12 @@
 """labels.csv reading, validation, the bad-row policy and the split."""
 
 import pathlib
+import struct
 
 import pytest
 from conftest import write_face_folder, write_labels
 
-from ageflax import records
+from ageflax import image_files, records
 from ageflax.errors import DataError
 
 
@@ -71,6 +72,23 @@ def test_each_bad_row_is_named_with_its_reason(face_folder):
   assert problems[11] == "missing real_age"
   assert problems[12] == "missing file_name"
   assert "outside" in problems[13]
+
+
+def test_images_declaring_too_many_pixels_are_rejected_unread(face_folder):
+  jpeg = bytearray((face_folder / "final_files" / "00000.jpg").read_bytes())
+  frame = jpeg.index(b"\xff\xc0")
+  jpeg[frame + 5:frame + 9] = struct.pack(">HH", 60000, 60000)
+  (face_folder / "final_files" / "huge.jpg").write_bytes(bytes(jpeg))
+  ihdr = struct.pack(">II", 100_000, 100_000) + b"\x08\x02\x00\x00\x00"
+  png = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + b"\0" * 4
+         + b"\0\0\0\0IEND\xaeB`\x82")
+  (face_folder / "final_files" / "huge.png").write_bytes(png)
+  write_labels(face_folder, [("huge.jpg", 30), ("huge.png", 30), ("00001.jpg", 30)])
+  problems = _problems_by_row(records.read_labels_csv(face_folder))
+  assert problems[2] == ("image is 60000x60000, 3600 megapixels, more than "
+                         "data.max_image_megapixels=40")
+  assert "100000x100000" in problems[3]
+  assert image_files.image_size(face_folder / "final_files" / "00001.jpg", "jpeg") == (40, 40)
 
 
 def _replace_labels(directory: pathlib.Path, content: bytes) -> pathlib.Path:
