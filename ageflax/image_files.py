@@ -82,6 +82,41 @@ def image_size(path: str | os.PathLike, image_format: str) -> tuple[int, int] | 
     return None
 
 
+def exif_orientation(path: str | os.PathLike) -> int:
+  """The EXIF orientation (1-8) of a JPEG file; 1 (upright) when absent or unreadable."""
+  with open(path, "rb") as f:
+    if f.read(2) != b"\xff\xd8":
+      return 1
+    while True:
+      marker = f.read(4)
+      if len(marker) < 4 or marker[0] != 0xFF or marker[1] in _JPEG_FRAME_MARKERS:
+        return 1
+      length = struct.unpack(">H", marker[2:4])[0]
+      if marker[1] == 0xE1:  # APP1 holds EXIF
+        return _orientation_from_exif(f.read(length - 2))
+      f.seek(length - 2, os.SEEK_CUR)
+
+
+def _orientation_from_exif(segment: bytes) -> int:
+  if not segment.startswith(b"Exif\0\0") or len(segment) < 14:
+    return 1
+  tiff = segment[6:]
+  order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+  if order is None:
+    return 1
+  try:
+    first_ifd = struct.unpack(order + "I", tiff[4:8])[0]
+    (count,) = struct.unpack(order + "H", tiff[first_ifd:first_ifd + 2])
+    for entry in range(count):
+      offset = first_ifd + 2 + 12 * entry
+      tag, _, _, value = struct.unpack(order + "HHIH", tiff[offset:offset + 10])
+      if tag == 0x0112:
+        return value if 1 <= value <= 8 else 1
+  except struct.error:
+    return 1
+  return 1
+
+
 def _jpeg_size(f: BinaryIO) -> tuple[int, int] | None:
   """Walks the JPEG segments to the start-of-frame marker."""
   f.seek(2)

@@ -38,6 +38,7 @@ class ImageStore:
   """Where decoded images come from: an in-memory uint8 cache or the files themselves."""
 
   paths: tuple[str, ...]
+  orientations: np.ndarray
   file_names: tuple[str, ...]
   ages: np.ndarray
   image_size: int
@@ -51,8 +52,9 @@ class ImageStore:
     if self.cache is not None:
       return tf.gather(self.cache, indices)
     paths = tf.gather(tf.constant(self.paths), indices)
+    orientations = tf.gather(tf.constant(self.orientations), indices)
     size = self.image_size
-    return tf.map_fn(lambda p: preprocessing.load_image(p, size), paths,
+    return tf.map_fn(lambda p: preprocessing.load_image(p[0], p[1], size), (paths, orientations),
                      fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
 
 
@@ -80,8 +82,9 @@ def decode_all(
     and {row: reason} for each record whose image failed to decode.
   """
   paths = [r.path for r in records]
-  dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), paths))
-  dataset = dataset.map(lambda i, p: (i, preprocessing.load_image(p, image_size)),
+  orientations = np.array([r.orientation for r in records], np.int32)
+  dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), paths, orientations))
+  dataset = dataset.map(lambda i, p, o: (i, preprocessing.load_image(p, o, image_size)),
                         num_parallel_calls=AUTOTUNE, deterministic=False)
   dataset = dataset.ignore_errors().batch(256).prefetch(2)
   images = np.zeros((len(paths), image_size, image_size, 3), np.uint8) if keep else None
@@ -125,6 +128,7 @@ def create_store(
                if use_cache else "decoded from files each epoch")
   store = ImageStore(
       paths=tuple(records[i].path for i in keep),
+      orientations=np.array([records[i].orientation for i in keep], np.int32),
       file_names=tuple(records[i].file_name for i in keep),
       ages=np.array([records[i].age for i in keep], np.float32),
       image_size=config.image_size,

@@ -20,15 +20,32 @@ def decode_image(encoded: tf.Tensor) -> tf.Tensor:
   return image
 
 
+def apply_exif_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+  """Turns a decoded image upright according to its EXIF orientation (1-8)."""
+  branches = [
+      lambda: image,
+      lambda: tf.image.flip_left_right(image),
+      lambda: tf.image.rot90(image, 2),
+      lambda: tf.image.flip_up_down(image),
+      lambda: tf.image.transpose(image),
+      lambda: tf.image.rot90(image, 3),
+      lambda: tf.image.rot90(tf.image.transpose(image), 2),
+      lambda: tf.image.rot90(image, 1),
+  ]
+  index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
+  return tf.switch_case(index, branches)
+
+
 def resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
   """Resizes to image_size x image_size with antialiasing; returns uint8."""
   resized = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
   return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
-def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
-  """Reads, decodes and resizes one image file."""
-  return resize(decode_image(tf.io.read_file(path)), image_size)
+def load_image(path: tf.Tensor, orientation: tf.Tensor, image_size: int) -> tf.Tensor:
+  """Reads, decodes, turns upright (EXIF orientation) and resizes one image file."""
+  image = apply_exif_orientation(decode_image(tf.io.read_file(path)), orientation)
+  return resize(image, image_size)
 
 
 def augment_batch(

@@ -32,6 +32,7 @@ class Record:
   path: str
   age: float
   row: int
+  orientation: int = 1  # EXIF orientation: how the decoded pixels must turn to stand upright
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +151,8 @@ def _validate_rows(
       problems.append(Problem(row, file_name, reason))
       continue
     first_row_of[file_name] = row
-    records.append(Record(file_name, str(path), float(age_text), row))
+    orientation = image_files.exif_orientation(path) if max_megapixels is not None else 1
+    records.append(Record(file_name, str(path), float(age_text), row, orientation))
   return records, problems
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import write_face_folder, write_labels
-from PIL import Image
+from PIL import Image, ImageOps
 
-from ageflax import input_pipeline, preprocessing
+from ageflax import image_files, input_pipeline, preprocessing
 from configs import tiny
 
 
@@ -32,6 +32,29 @@ def test_any_channel_count_decodes_to_rgb(mode, fmt):
   image = Image.new(mode, (7, 5))
   decoded = preprocessing.decode_image(tf.constant(_encode(image, fmt)))
   assert decoded.shape == (5, 7, 3) and decoded.dtype == tf.uint8
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow(tmp_path, orientation):
+  pixels = np.random.default_rng(orientation).integers(0, 256, (6, 10, 3), np.uint8)
+  image = Image.fromarray(pixels)
+  exif = Image.Exif()
+  exif[0x0112] = orientation
+  path = tmp_path / "photo.png"
+  # PNG keeps the pixels exact; the orientation is read from a JPEG carrying the same EXIF.
+  image.save(path)
+  image.save(tmp_path / "photo.jpg", exif=exif.tobytes())
+  assert image_files.exif_orientation(tmp_path / "photo.jpg") == orientation
+  upright = preprocessing.apply_exif_orientation(
+      preprocessing.decode_image(tf.io.read_file(str(path))), tf.constant(orientation))
+  expected = np.asarray(ImageOps.exif_transpose(_with_orientation(image, orientation)))
+  np.testing.assert_array_equal(upright.numpy(), expected)
+
+
+def _with_orientation(image: Image.Image, orientation: int) -> Image.Image:
+  tagged = image.copy()
+  tagged.getexif()[0x0112] = orientation
+  return tagged
 
 
 def test_resize_gives_square_uint8():
@@ -200,3 +223,16 @@ def test_skipped_rows_are_logged_and_written(tmp_path):
   data = input_pipeline.prepare(_data_config(folder, max_bad_fraction=0.1), str(tmp_path / "s"))
   assert data.summary()["num_skipped"] == 1
   assert "nope.jpg,file not found" in (tmp_path / "s").read_text()
+
+
+def test_exif_rotated_photos_arrive_upright(tmp_path):
+  folder = write_face_folder(tmp_path / "f", 10)
+  pixels = np.zeros((40, 40, 3), np.uint8)
+  pixels[:, 20:] = 255  # dark left half, bright right half as stored
+  exif = Image.Exif()
+  exif[0x0112] = 3  # stored upside down: upright, the bright half is on the left
+  Image.fromarray(pixels).save(folder / "final_files" / "00004.jpg", exif=exif.tobytes())
+  data = input_pipeline.prepare(_data_config(folder, validation_fraction=0.0), None)
+  position = data.store.file_names.index("00004.jpg")
+  image = data.store.gather(tf.constant([position])).numpy()[0]
+  assert image[:, :12].mean() > 200 and image[:, -12:].mean() < 50
