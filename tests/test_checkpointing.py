@@ -3,8 +3,10 @@
 import jax
 import numpy as np
 import optax
+import pytest
 
 from ageflax import checkpointing, sharding, steps
+from ageflax.errors import CheckpointError
 from configs import tiny
 
 
@@ -62,3 +64,19 @@ def test_a_half_written_checkpoint_is_never_the_latest(tmp_path):
   (partial / "model").mkdir(parents=True)
   (partial / "model" / "garbage").write_bytes(b"\0" * 10)
   assert checkpointing.Checkpointer(tmp_path).latest_step() == 3
+
+
+def test_a_failed_save_is_named_and_leaves_earlier_checkpoints(tmp_path):
+  mesh = sharding.create_mesh()
+  config, _, state = _state(mesh)
+  checkpointer = checkpointing.Checkpointer(tmp_path)
+  checkpointer.save(_at_step(state, 1), config)
+  checkpointer.wait()
+
+  def disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+  checkpointer._manager.save = disk_full
+  with pytest.raises(CheckpointError, match=r"saving checkpoint 2 in .* failed .*No space left"):
+    checkpointer.save(_at_step(state, 2), config)
+  assert checkpointer.latest_step() == 1

@@ -27,11 +27,19 @@ def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 
 @pytest.mark.parametrize("mode, fmt", [("L", "JPEG"), ("CMYK", "JPEG"), ("RGBA", "PNG"),
-                                       ("RGB", "PNG"), ("P", "PNG"), ("LA", "PNG")])
+                                       ("RGB", "PNG"), ("P", "PNG"), ("LA", "PNG"),
+                                       ("RGB", "GIF"), ("RGB", "BMP")])
 def test_any_channel_count_decodes_to_rgb(mode, fmt):
   image = Image.new(mode, (7, 5))
   decoded = preprocessing.decode_image(tf.constant(_encode(image, fmt)))
   assert decoded.shape == (5, 7, 3) and decoded.dtype == tf.uint8
+
+
+def test_a_one_pixel_image_resizes():
+  one_pixel = preprocessing.decode_image(tf.constant(_encode(Image.new("RGB", (1, 1), "red"),
+                                                             "PNG")))
+  resized = preprocessing.resize(one_pixel, 16).numpy()
+  assert resized.shape == (16, 16, 3) and np.all(resized[..., 0] == 255)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
