@@ -17,6 +17,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax
 from absl import app, flags
 
+import configs
 from ageflax import checkpointing, cli, evaluation, input_pipeline, sharding, trainer
 from ageflax import steps as steps_lib
 from ageflax.errors import ConfigError
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> None:
   step = _STEP.value if _STEP.value is not None else checkpointer.best_step()
   if step is None:
     raise ConfigError(f"no finished checkpoint in {checkpointer.directory}")
-  config = checkpointer.restore_config(step)
+  config = configs.with_current_defaults(checkpointer.restore_config(step))
   split = _choose_split(config)
   if _BATCH_SIZE.value:
     config.eval.batch_size = _BATCH_SIZE.value

@@ -1,10 +1,12 @@
 """Orbax round trips, the best/latest preservation policy and half-written checkpoints."""
 
 import jax
+import ml_collections
 import numpy as np
 import optax
 import pytest
 
+import configs
 from ageflax import checkpointing, sharding, steps
 from ageflax.errors import CheckpointError
 from configs import tiny
@@ -80,3 +82,12 @@ def test_a_failed_save_is_named_and_leaves_earlier_checkpoints(tmp_path):
   with pytest.raises(CheckpointError, match=r"saving checkpoint 2 in .* failed .*No space left"):
     checkpointer.save(_at_step(state, 2), config)
   assert checkpointer.latest_step() == 1
+
+
+def test_configs_saved_before_a_field_was_added_still_load():
+  saved = tiny.get_config().to_dict()
+  del saved["data"]["max_image_megapixels"]
+  saved["model"]["retired_field"] = 1
+  config = configs.with_current_defaults(ml_collections.ConfigDict(saved))
+  assert config.data.max_image_megapixels == 40.0  # today's default
+  assert config.model.name == "_resnet_tiny" and "retired_field" not in config.model
