@@ -14,7 +14,7 @@ def with_current_defaults(saved: ml_collections.ConfigDict) -> ml_collections.Co
     *parents, key = name.split(".")
     section = config
     for part in parents:
-      section = section[part] if part in section else {}
+      section = section.get(part, {})
     if key in section:  # fields removed since the run was saved are dropped
       section[key] = value
   return config
