@@ -5,11 +5,10 @@ import signal
 import subprocess
 import sys
 
-import pytest
-from conftest import REPO, run_entry_point, tiny_train_args, write_face_folder
+from conftest import REPO, run_entry_point, tiny_train_args
 
-_OVERRIDES = ["--config.train.num_epochs=30", "--config.train.log_every_steps=5",
-              "--config.checkpoint.every_steps=1000", "--config.eval.every_epochs=10"]
+_OVERRIDES = ["--config.train.num_epochs=12", "--config.train.log_every_steps=5",
+              "--config.checkpoint.every_steps=1000", "--config.eval.every_epochs=4"]
 
 
 def _train_until_signalled(args: list[str], signum: int, after_line: str):
@@ -32,21 +31,30 @@ def _final_validation(log: str) -> str:
   return line.split("]", 1)[1].split("(")[0]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_saves_exits_cleanly_and_the_rerun_ends_where_an_uninterrupted_run_does(
-    tmp_path, signum):
-  data = write_face_folder(tmp_path / "faces", 60)
-  args = tiny_train_args(data, tmp_path / "run", *_OVERRIDES)
-  returncode, log = _train_until_signalled(args, signum, "step 20/150")
+def _stopped_step(returncode: int, log: str, signum: int) -> int:
   assert returncode == 0, log[-3000:]
   stopped = [line for line in log.splitlines() if "stopped by" in line]
   assert len(stopped) == 1 and signal.Signals(signum).name in stopped[0], log[-3000:]
-  step = int(stopped[0].split("after step ")[1].split(" ")[0])
-  assert 20 <= step < 150
+  return int(stopped[0].split("after step ")[1].split(" ")[0])
+
+
+def test_sigterm_saves_exits_cleanly_and_the_rerun_ends_where_an_uninterrupted_run_does(
+    tmp_path, face_folder):
+  args = tiny_train_args(face_folder, tmp_path / "run", *_OVERRIDES)
+  step = _stopped_step(*_train_until_signalled(args, signal.SIGTERM, "step 20/60"),
+                       signal.SIGTERM)
+  assert 20 <= step < 60
   assert (tmp_path / "run" / "checkpoints" / str(step)).is_dir()
   resumed = run_entry_point(args)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed from step {step}" in resumed.stderr
-  uninterrupted = run_entry_point(tiny_train_args(data, tmp_path / "whole", *_OVERRIDES))
+  uninterrupted = run_entry_point(tiny_train_args(face_folder, tmp_path / "whole", *_OVERRIDES))
   # Data order and augmentation depend on (seed, step) only: the runs end identical.
   assert _final_validation(resumed.stderr) == _final_validation(uninterrupted.stderr)
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path, face_folder):
+  args = tiny_train_args(face_folder, tmp_path / "run", *_OVERRIDES)
+  step = _stopped_step(*_train_until_signalled(args, signal.SIGINT, "step 10/60"),
+                       signal.SIGINT)
+  assert (tmp_path / "run" / "checkpoints" / str(step)).is_dir()
