@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -12,6 +13,17 @@ from PIL import Image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 REAL_FACES = REPO.parent / "shared" / "data" / "faces"
+# The entry points the tests start compile the same tiny steps again and again; JAX's
+# persistent cache (keyed by program, flags and devices) lets later runs skip that.
+JAX_CACHE = pathlib.Path(tempfile.gettempdir()) / f"ageflax-tests-jax-cache-{os.getuid()}"
+
+
+def subprocess_env(devices: int) -> dict[str, str]:
+  """The environment of a test's child process: forced CPU devices, the shared JAX cache."""
+  return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+              JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
+              JAX_COMPILATION_CACHE_DIR=str(JAX_CACHE),
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
 
 
 def write_face_folder(directory: pathlib.Path, num_images: int, seed: int = 0,
@@ -46,10 +58,7 @@ def face_folder(tmp_path: pathlib.Path) -> pathlib.Path:
 def run_entry_point(args: list[str], devices: int = 1, timeout: int = 300,
                     extra_env: dict | None = None) -> subprocess.CompletedProcess:
   """Runs `python ARGS` from the repo root with `devices` forced CPU devices."""
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  env["JAX_PLATFORMS"] = "cpu"
-  env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+  env = subprocess_env(devices)
   env.update(extra_env or {})
   return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=timeout, check=False)

@@ -7,7 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, error_line, run_entry_point, tiny_train_args, write_face_folder
+from conftest import (
+  REPO,
+  error_line,
+  run_entry_point,
+  subprocess_env,
+  tiny_train_args,
+  write_face_folder,
+)
 
 from ageflax import workdir as workdir_lib
 from ageflax.errors import ConfigError
@@ -52,10 +59,10 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, finish
         with open(os.path.join(root, name), "r+b") as f:
           f.truncate(max(os.path.getsize(f.name) // 3, 1))
   else:
-    subprocess.run(["rm", "-r", str(workdir / "checkpoints" / str(latest) / "trainer")],
-                   check=True)
-  resumed = run_entry_point(tiny_train_args(face_folder, workdir, "--config.train.num_epochs=3",
-                                            "--allow_config_change"))
+    subprocess.run(["rm", "-r", str(workdir / "checkpoints" / str(latest) / "trainer")], check=True)
+  resumed = run_entry_point(
+    tiny_train_args(face_folder, workdir, "--config.train.num_epochs=3", "--allow_config_change")
+  )
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"checkpoint {latest} in" in resumed.stderr and "unreadable" in resumed.stderr
   resumed_step = int(resumed.stderr.split("resumed from step ")[1].split(" ")[0])
@@ -64,11 +71,21 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous(tmp_path, finish
 
 
 def test_kill_9_mid_run_resumes_from_the_last_committed_checkpoint(tmp_path, face_folder):
-  args = tiny_train_args(face_folder, tmp_path / "run", "--config.train.num_epochs=12",
-                         "--config.checkpoint.every_steps=5", "--config.train.log_every_steps=5")
-  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-  process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, text=True,
-                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+  args = tiny_train_args(
+    face_folder,
+    tmp_path / "run",
+    "--config.train.num_epochs=12",
+    "--config.checkpoint.every_steps=5",
+    "--config.train.log_every_steps=5",
+  )
+  process = subprocess.Popen(
+    [sys.executable, *args],
+    cwd=REPO,
+    env=subprocess_env(1),
+    text=True,
+    stderr=subprocess.PIPE,
+    stdout=subprocess.DEVNULL,
+  )
   for line in process.stderr:
     if "step 40/" in line:
       process.send_signal(signal.SIGKILL)

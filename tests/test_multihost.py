@@ -1,13 +1,12 @@
 """Two local processes (2 CPU devices each, gloo collectives) train like one with 4 devices."""
 
 import csv
-import os
 import socket
 import subprocess
 import sys
 
 import numpy as np
-from conftest import REPO, run_entry_point, tiny_train_args, write_face_folder
+from conftest import REPO, run_entry_point, subprocess_env, tiny_train_args, write_face_folder
 
 
 def _free_port() -> int:
@@ -17,17 +16,28 @@ def _free_port() -> int:
 
 
 def _start(args: list[str], devices: int) -> subprocess.Popen:
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  return subprocess.Popen(
+    [sys.executable, *args],
+    cwd=REPO,
+    env=subprocess_env(devices),
+    text=True,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+  )
 
 
 def _predictions(workdir, data, tmp_path) -> np.ndarray:
   """Restores the run (on 1 device here) and predicts every photo of `data`."""
   out = tmp_path / f"eval_{workdir.name}"
-  result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", f"--data_dir={data}",
-                            "--split=all", f"--output_dir={out}"])
+  result = run_entry_point(
+    [
+      "scripts/eval.py",
+      f"--workdir={workdir}",
+      f"--data_dir={data}",
+      "--split=all",
+      f"--output_dir={out}",
+    ]
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   with open(out / "predictions.csv") as f:
     return np.array([float(row["predicted_age"]) for row in csv.DictReader(f)])
@@ -45,10 +55,17 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
   assert single.returncode == 0, single.stderr[-3000:]
   port = _free_port()
   processes = [
-      _start([*tiny_train_args(data, tmp_path / "two", *overrides),
-              f"--coordinator_address=localhost:{port}", "--num_processes=2",
-              f"--process_id={index}"], devices=2)
-      for index in range(2)]
+    _start(
+      [
+        *tiny_train_args(data, tmp_path / "two", *overrides),
+        f"--coordinator_address=localhost:{port}",
+        "--num_processes=2",
+        f"--process_id={index}",
+      ],
+      devices=2,
+    )
+    for index in range(2)
+  ]
   logs = [process.communicate(timeout=300)[1] for process in processes]
   for process, log in zip(processes, logs, strict=True):
     assert process.returncode == 0, log[-3000:]
@@ -57,5 +74,8 @@ def test_two_processes_match_one_process_with_four_devices(tmp_path):
   assert "validation MAE" in logs[0] and "validation MAE" not in logs[1]  # process 0 logs
   assert _validation_figures(logs[0]) == _validation_figures(single.stderr)
   # Same global batches, same mesh: only the all-reduce transport differs (gloo vs in-process).
-  np.testing.assert_allclose(_predictions(tmp_path / "two", data, tmp_path),
-                             _predictions(tmp_path / "one", data, tmp_path), atol=0.011)
+  np.testing.assert_allclose(
+    _predictions(tmp_path / "two", data, tmp_path),
+    _predictions(tmp_path / "one", data, tmp_path),
+    atol=0.011,
+  )

@@ -1,21 +1,28 @@
 """SIGTERM/SIGINT mid-run: a committed checkpoint, exit 0, and an exact resume."""
 
-import os
 import signal
 import subprocess
 import sys
 
-from conftest import REPO, run_entry_point, tiny_train_args
+from conftest import REPO, run_entry_point, subprocess_env, tiny_train_args
 
-_OVERRIDES = ["--config.train.num_epochs=12", "--config.train.log_every_steps=5",
-              "--config.checkpoint.every_steps=1000", "--config.eval.every_epochs=4"]
+_OVERRIDES = [
+  "--config.train.num_epochs=12",
+  "--config.train.log_every_steps=5",
+  "--config.checkpoint.every_steps=1000",
+  "--config.eval.every_epochs=4",
+]
 
 
 def _train_until_signalled(args: list[str], signum: int, after_line: str):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-             JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
-  process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  process = subprocess.Popen(
+    [sys.executable, *args],
+    cwd=REPO,
+    env=subprocess_env(1),
+    text=True,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+  )
   log = []
   for line in process.stderr:
     log.append(line)
@@ -39,10 +46,10 @@ def _stopped_step(returncode: int, log: str, signum: int) -> int:
 
 
 def test_sigterm_saves_exits_cleanly_and_the_rerun_ends_where_an_uninterrupted_run_does(
-    tmp_path, face_folder):
+  tmp_path, face_folder
+):
   args = tiny_train_args(face_folder, tmp_path / "run", *_OVERRIDES)
-  step = _stopped_step(*_train_until_signalled(args, signal.SIGTERM, "step 20/60"),
-                       signal.SIGTERM)
+  step = _stopped_step(*_train_until_signalled(args, signal.SIGTERM, "step 20/60"), signal.SIGTERM)
   assert 20 <= step < 60
   assert (tmp_path / "run" / "checkpoints" / str(step)).is_dir()
   resumed = run_entry_point(args)
@@ -55,6 +62,5 @@ def test_sigterm_saves_exits_cleanly_and_the_rerun_ends_where_an_uninterrupted_r
 
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path, face_folder):
   args = tiny_train_args(face_folder, tmp_path / "run", *_OVERRIDES)
-  step = _stopped_step(*_train_until_signalled(args, signal.SIGINT, "step 10/60"),
-                       signal.SIGINT)
+  step = _stopped_step(*_train_until_signalled(args, signal.SIGINT, "step 10/60"), signal.SIGINT)
   assert (tmp_path / "run" / "checkpoints" / str(step)).is_dir()
