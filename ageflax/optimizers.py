@@ -8,17 +8,17 @@ from ageflax.errors import ConfigError
 
 
 def resolve_steps(section: ml_collections.ConfigDict, name: str, steps_per_epoch: int) -> int:
-  """Resolves a duration written as `{name}_steps` or `{name}_epochs` (exactly one set).
+  """Resolves a duration written as `{name}_steps` or `{name}_epochs`.
 
-  Epochs may be fractional; the result is rounded to whole steps.
+  `{name}_steps` wins when set (configs leave it unset), so that `--config.x_steps=N`
+  works from the command line; epochs may be fractional and are rounded to whole steps.
   """
   steps = section.get(f"{name}_steps")
-  epochs = section.get(f"{name}_epochs")
-  if (steps is None) == (epochs is None):
-    raise ConfigError(f"set exactly one of {name}_steps and {name}_epochs "
-                      f"(got {name}_steps={steps}, {name}_epochs={epochs})")
   if steps is not None:
     return int(steps)
+  epochs = section.get(f"{name}_epochs")
+  if epochs is None:
+    raise ConfigError(f"set {name}_steps or {name}_epochs")
   return round(epochs * steps_per_epoch)
 
 

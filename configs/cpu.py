@@ -15,7 +15,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.name = "adamw"
   config.optim.learning_rate = 2e-3
   config.optim.schedule = "cosine"
-  config.optim.warmup_steps = None
   config.optim.warmup_epochs = 0.5
   config.optim.weight_decay = 1e-4
   config.train.batch_size = 64

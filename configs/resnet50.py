@@ -49,8 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
   optim.learning_rate = 1e-4  # Peak learning rate.
   optim.schedule = "constant"  # After warm-up: 'constant' or 'cosine' decay.
   optim.final_learning_rate_fraction = 0.0  # Cosine ends at this fraction of the peak.
-  optim.warmup_steps = 0  # Linear warm-up length in steps (or set warmup_epochs).
-  optim.warmup_epochs = placeholder(float)  # Linear warm-up length in epochs.
+  optim.warmup_steps = placeholder(int)  # Linear warm-up length in steps; wins when set.
+  optim.warmup_epochs = 0.0  # Linear warm-up length in epochs.
   optim.b1 = 0.9  # Adam beta1.
   optim.b2 = 0.999  # Adam beta2.
   optim.eps = 1e-7  # Adam epsilon (Keras' default, as in the study).
@@ -59,8 +59,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.train = train = ml_collections.ConfigDict()
   train.batch_size = 32  # Global batch size, split over all devices of all hosts.
-  train.num_epochs = 5.0  # Training length in epochs (or set num_steps).
-  train.num_steps = placeholder(int)  # Training length in steps.
+  train.num_epochs = 5.0  # Training length in epochs.
+  train.num_steps = placeholder(int)  # Training length in steps; wins when set.
   train.loss = "l2"  # l2 (mean squared error, the study's), l1 or huber.
   train.huber_delta = 5.0  # Huber loss: quadratic within this many years.
   train.log_every_steps = 50  # Progress line and summaries every this many steps.

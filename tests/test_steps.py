@@ -94,9 +94,13 @@ def test_learning_rate_schedules():
   np.testing.assert_allclose(float(schedule(25)), 1.0)
 
 
-def test_durations_need_exactly_one_unit():
+def test_durations_in_epochs_or_steps():
   config = tiny.get_config().train
   assert optimizers.resolve_steps(config, "num", steps_per_epoch=7) == 14
+  config.num_epochs = 0.5
+  assert optimizers.resolve_steps(config, "num", steps_per_epoch=7) == 4  # 3.5 rounds to even
   config.num_steps = 5
-  with pytest.raises(ConfigError, match="set exactly one of num_steps and num_epochs"):
+  assert optimizers.resolve_steps(config, "num", steps_per_epoch=7) == 5  # steps win
+  config.num_steps, config.num_epochs = None, None
+  with pytest.raises(ConfigError, match="set num_steps or num_epochs"):
     optimizers.resolve_steps(config, "num", steps_per_epoch=7)
