@@ -64,6 +64,20 @@ def run_entry_point(args: list[str], devices: int = 1, timeout: int = 300,
                         text=True, timeout=timeout, check=False)
 
 
+def run_until_signalled(args: list[str], signum: int, after_line: str) -> tuple[int, str]:
+  """Runs `python ARGS`, sends `signum` once stderr shows `after_line`; (exit status, log)."""
+  process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=subprocess_env(1),
+                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  log = []
+  for line in process.stderr:
+    log.append(line)
+    if after_line in line:
+      process.send_signal(signum)
+      break
+  _, rest = process.communicate(timeout=120)
+  return process.returncode, "".join(log) + rest
+
+
 def error_line(result: subprocess.CompletedProcess) -> str:
   """The single `error: ...` line of a run that failed cleanly (exit 1, no traceback)."""
   assert result.returncode == 1, result.stderr[-3000:]

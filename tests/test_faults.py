@@ -4,14 +4,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 from conftest import (
-  REPO,
   error_line,
   run_entry_point,
-  subprocess_env,
+  run_until_signalled,
   tiny_train_args,
   write_face_folder,
 )
@@ -78,20 +76,8 @@ def test_kill_9_mid_run_resumes_from_the_last_committed_checkpoint(tmp_path, fac
     "--config.checkpoint.every_steps=5",
     "--config.train.log_every_steps=5",
   )
-  process = subprocess.Popen(
-    [sys.executable, *args],
-    cwd=REPO,
-    env=subprocess_env(1),
-    text=True,
-    stderr=subprocess.PIPE,
-    stdout=subprocess.DEVNULL,
-  )
-  for line in process.stderr:
-    if "step 40/" in line:
-      process.send_signal(signal.SIGKILL)
-      break
-  process.wait(timeout=60)
-  assert process.returncode == -signal.SIGKILL
+  returncode, log = run_until_signalled(args, signal.SIGKILL, "step 40/")
+  assert returncode == -signal.SIGKILL, log[-3000:]
   # Saves are asynchronous and these steps take milliseconds: the kill may land mid-save.
   committed = _steps(tmp_path / "run")
   assert committed and committed[-1] <= 40

@@ -1,12 +1,10 @@
 """SIGTERM/SIGINT mid-run: a committed checkpoint, exit 0, and an exact resume."""
 
 import signal
-import subprocess
-import sys
 
 import jax
 import numpy as np
-from conftest import REPO, run_entry_point, subprocess_env, tiny_train_args
+from conftest import run_entry_point, run_until_signalled, tiny_train_args
 
 import configs
 from ageflax import checkpointing, sharding, steps
@@ -17,25 +15,6 @@ _OVERRIDES = [
   "--config.checkpoint.every_steps=1000",
   "--config.eval.every_epochs=4",
 ]
-
-
-def _train_until_signalled(args: list[str], signum: int, after_line: str):
-  process = subprocess.Popen(
-    [sys.executable, *args],
-    cwd=REPO,
-    env=subprocess_env(1),
-    text=True,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-  )
-  log = []
-  for line in process.stderr:
-    log.append(line)
-    if after_line in line:
-      process.send_signal(signum)
-      break
-  _, rest = process.communicate(timeout=120)
-  return process.returncode, "".join(log) + rest
 
 
 def _final_validation(log: str) -> str:
@@ -54,7 +33,7 @@ def test_sigterm_saves_exits_cleanly_and_the_rerun_ends_where_an_uninterrupted_r
   tmp_path, face_folder
 ):
   args = tiny_train_args(face_folder, tmp_path / "run", *_OVERRIDES)
-  step = _stopped_step(*_train_until_signalled(args, signal.SIGTERM, "step 20/60"), signal.SIGTERM)
+  step = _stopped_step(*run_until_signalled(args, signal.SIGTERM, "step 20/60"), signal.SIGTERM)
   assert 20 <= step < 60
   assert (tmp_path / "run" / "checkpoints" / str(step)).is_dir()
   resumed = run_entry_point(args)
@@ -79,5 +58,5 @@ def _final_arrays(workdir) -> list[np.ndarray]:
 
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path, face_folder):
   args = tiny_train_args(face_folder, tmp_path / "run", *_OVERRIDES)
-  step = _stopped_step(*_train_until_signalled(args, signal.SIGINT, "step 10/60"), signal.SIGINT)
+  step = _stopped_step(*run_until_signalled(args, signal.SIGINT, "step 10/60"), signal.SIGINT)
   assert (tmp_path / "run" / "checkpoints" / str(step)).is_dir()
