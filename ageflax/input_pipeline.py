@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from ageflax import preprocessing, records
+from ageflax import layouts, preprocessing, records
 from ageflax.errors import DataError
 from ageflax.records import Record
 
@@ -69,7 +69,7 @@ def cache_fits(num_images: int, image_size: int, config: ml_collections.ConfigDi
 
 def decode_all(
     records: Sequence[Record], image_size: int, keep: bool
-) -> tuple[np.ndarray | None, dict[int, str]]:
+) -> tuple[np.ndarray | None, dict[tuple[str, int], str]]:
   """Decodes every image once, in parallel, to find those no decoder can read.
 
   Args:
@@ -79,7 +79,7 @@ def decode_all(
 
   Returns:
     uint8 [N, S, S, 3] images (or None when not kept; rows of failed images are zero)
-    and {row: reason} for each record whose image failed to decode.
+    and {record key: reason} for each record whose image failed to decode.
   """
   paths = [r.path for r in records]
   orientations = np.array([r.orientation for r in records], np.int32)
@@ -93,7 +93,7 @@ def decode_all(
     decoded[indices] = True
     if keep:
       images[indices] = batch
-  failed = {records[i].row: _decode_error(paths[i]) for i in np.flatnonzero(~decoded)}
+  failed = {records[i].key: _decode_error(paths[i]) for i in np.flatnonzero(~decoded)}
   return images, failed
 
 
@@ -108,18 +108,18 @@ def _decode_error(path: str) -> str:
 
 def create_store(
     records: Sequence[Record], config: ml_collections.ConfigDict
-) -> tuple[ImageStore, dict[int, str]]:
+) -> tuple[ImageStore, dict[tuple[str, int], str]]:
   """Builds the image store for `records` and returns the rows whose images failed.
 
   With the cache on, every image is decoded and resized once here; with it off and
   `data.verify_images` on, the same pass runs but only keeps the verdicts.
   """
   use_cache = cache_fits(len(records), config.image_size, config)
-  failed: dict[int, str] = {}
+  failed: dict[tuple[str, int], str] = {}
   images = None
   if use_cache or config.verify_images:
     images, failed = decode_all(records, config.image_size, keep=use_cache)
-  keep = [i for i, r in enumerate(records) if r.row not in failed]
+  keep = [i for i, r in enumerate(records) if r.key not in failed]
   cache = None
   if use_cache:
     cache = tf.Variable(images[keep], trainable=False, name="image_cache")
@@ -294,18 +294,18 @@ def prepare(config: ml_collections.ConfigDict, problems_path: str | None) -> Pre
     The prepared data; skipped rows are logged with their count and names.
   """
   if not config.dir:
-    raise DataError("no data folder: set --config.data.dir=DIR (labels.csv + final_files/)")
-  faces = records.read_labels_csv(config.dir, max_age=config.max_age,
-                                  max_megapixels=config.max_image_megapixels)
+    raise DataError("no data folder: set --config.data.dir=DIR (labels.csv + final_files/, "
+                    "or another layout: see data.format)")
+  faces = layouts.read_faces(config)
   records.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   store, failed = create_store(faces.records, config)
   faces = faces.without(failed)
   records.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   _report_problems(faces, problems_path)
-  position = {record.row: i for i, record in enumerate(faces.records)}
+  position = {record.key: i for i, record in enumerate(faces.records)}
   splits = records.split_records(faces.records, config.validation_fraction,
                                  config.test_fraction, config.split_seed)
-  indices = {name: np.array([position[r.row] for r in split], np.int64)
+  indices = {name: np.array([position[r.key] for r in split], np.int64)
              for name, split in splits.items()}
   return PreparedData(store, indices, faces.problems)
 

@@ -1,9 +1,9 @@
-"""Labelled face records: reading `labels.csv`, validating every row, and splitting.
+"""Labelled face records: validating rows and image files, the bad-row policy, splitting.
 
-A record is one photo's path and age. This module owns the study's layout
-(`DIR/labels.csv` with `file_name,real_age`, images in `DIR/final_files/`), the
-policy for bad rows (skip with a count and names, or abort) and the deterministic
-train/validation/test split. It never decodes images (see `input_pipeline`).
+A record is one photo's path and age. The layout readers (`layouts`) turn a data folder
+into candidate rows; this module checks them (names, ages, duplicates, image files),
+enforces the policy for bad rows (skip with a count and names, or abort) and splits the
+records into train/validation/test. It never decodes images (see `input_pipeline`).
 """
 
 import csv
@@ -17,35 +17,49 @@ from collections.abc import Sequence
 from ageflax import image_files
 from ageflax.errors import DataError
 
-FILE_COLUMN = "file_name"
-AGE_COLUMN = "real_age"
-LABELS_FILE = "labels.csv"
-IMAGES_DIR = "final_files"
 SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass(frozen=True)
 class Record:
-  """One labelled photo; `row` is its line number in the labels file (header = 1)."""
+  """One labelled photo.
+
+  `row` is its line in `origin` (a labels file; header = line 1), or its position in
+  the folder listing for layouts without a labels file; (origin, row) is unique.
+  """
 
   file_name: str
   path: str
   age: float
   row: int
   orientation: int = 1  # EXIF orientation: how the decoded pixels must turn to stand upright
+  split: str | None = None  # The split the layout itself assigns, if any.
+  origin: str = ""
+
+  @property
+  def key(self) -> tuple[str, int]:
+    return (self.origin, self.row)
 
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-  """A row that cannot be used, and why."""
+  """A row (or, with row 0, a file) that cannot be used, and why."""
 
   row: int
   file_name: str
   reason: str
+  origin: str = ""
+
+  @property
+  def key(self) -> tuple[str, int]:
+    return (self.origin, self.row)
 
   def describe(self) -> str:
+    where = " ".join(part for part in (self.origin, f"row {self.row}" if self.row else "") if part)
+    if not where:
+      return f"{self.file_name}: {self.reason}"
     name = f" ({self.file_name})" if self.file_name else ""
-    return f"row {self.row}{name}: {self.reason}"
+    return f"{where}{name}: {self.reason}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,122 +70,110 @@ class LabelledFaces:
   records: tuple[Record, ...]
   problems: tuple[Problem, ...]
 
-  def without(self, bad_rows: dict[int, str]) -> "LabelledFaces":
-    """Returns a copy with the records at `bad_rows` (row -> reason) moved to problems."""
-    kept = tuple(r for r in self.records if r.row not in bad_rows)
-    moved = tuple(
-        Problem(r.row, r.file_name, bad_rows[r.row]) for r in self.records if r.row in bad_rows
-    )
-    return LabelledFaces(self.source, kept, tuple(sorted(self.problems + moved, key=_row_of)))
+  def without(self, bad: dict[tuple[str, int], str]) -> "LabelledFaces":
+    """Returns a copy with the records whose key is in `bad` (key -> reason) moved to problems."""
+    kept = tuple(r for r in self.records if r.key not in bad)
+    moved = tuple(Problem(r.row, r.file_name, bad[r.key], r.origin)
+                  for r in self.records if r.key in bad)
+    return LabelledFaces(self.source, kept, tuple(sorted(self.problems + moved, key=_key_of)))
 
 
-def _row_of(problem: Problem) -> int:
-  return problem.row
+def _key_of(problem: Problem) -> tuple[str, int]:
+  return problem.key
 
 
-def read_labels_csv(
-    directory: str | os.PathLike,
-    max_age: float = 120.0,
-    check_files: bool = True,
-    max_megapixels: float = 40.0,
-) -> LabelledFaces:
-  """Reads and validates `DIR/labels.csv`; images are looked up in `DIR/final_files/`.
+def read_csv_rows(
+    csv_path: pathlib.Path, required: Sequence[str], optional: Sequence[str] = ()
+) -> list[tuple[int, dict[str, str]]]:
+  """Reads a CSV's non-blank data rows as (line number, {column: stripped value}).
 
-  Args:
-    directory: the data folder in the study's layout.
-    max_age: ages above this are rejected as absurd.
-    check_files: also check that each image exists and is not obviously broken.
-    max_megapixels: images whose header declares more pixels are rejected.
-
-  Returns:
-    The usable records and every problem row.
+  Only the `required` and present `optional` columns are kept; a missing value is ''.
 
   Raises:
-    DataError: the folder, the labels file or a required column is missing.
+    DataError: the file is missing, empty, not UTF-8, malformed, or lacks a required column.
   """
-  directory = pathlib.Path(directory)
-  if not directory.is_dir():
-    raise DataError(f"data directory {directory} does not exist")
-  labels_path = directory / LABELS_FILE
-  if not labels_path.is_file():
-    raise DataError(f"{labels_path} not found: expected a labels file with columns "
-                    f"{FILE_COLUMN},{AGE_COLUMN} beside the {IMAGES_DIR}/ folder")
-  image_dir = directory / IMAGES_DIR
-  if check_files and not image_dir.is_dir():
-    raise DataError(f"image folder {image_dir} does not exist")
-  rows = _read_rows(labels_path)
-  records, problems = _validate_rows(rows, image_dir, max_age,
-                                     max_megapixels if check_files else None)
-  return LabelledFaces(str(labels_path), tuple(records), tuple(problems))
-
-
-def _read_rows(labels_path: pathlib.Path) -> list[tuple[int, str, str]]:
-  """Returns (row number, file name, age text) for each non-blank data row."""
+  if not csv_path.is_file():
+    raise DataError(f"{csv_path} not found")
   try:
-    with open(labels_path, encoding="utf-8-sig", newline="") as f:
+    with open(csv_path, encoding="utf-8-sig", newline="") as f:
       reader = csv.reader(f)
       header = next(reader, None)
       if header is None:
-        raise DataError(f"{labels_path} is empty: expected a header {FILE_COLUMN},{AGE_COLUMN}")
+        raise DataError(f"{csv_path} is empty: expected a header with {', '.join(required)}")
       columns = [name.strip() for name in header]
-      missing = [c for c in (FILE_COLUMN, AGE_COLUMN) if c not in columns]
+      missing = [c for c in required if c not in columns]
       if missing:
-        raise DataError(f"{labels_path}: missing column(s) {', '.join(missing)} "
+        raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)} "
                         f"(found: {', '.join(columns) or 'none'})")
-      file_at, age_at = columns.index(FILE_COLUMN), columns.index(AGE_COLUMN)
+      wanted = {c: columns.index(c) for c in (*required, *optional) if c in columns}
       rows = []
       for values in reader:
-        row = reader.line_num
         if not any(v.strip() for v in values):
           continue
         padded = values + [""] * (len(columns) - len(values))
-        rows.append((row, padded[file_at].strip(), padded[age_at].strip()))
+        rows.append((reader.line_num, {c: padded[i].strip() for c, i in wanted.items()}))
       return rows
   except UnicodeDecodeError as e:
-    raise DataError(f"{labels_path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    raise DataError(f"{csv_path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
   except csv.Error as e:
-    raise DataError(f"{labels_path}: malformed CSV ({e})") from None
+    raise DataError(f"{csv_path}: malformed CSV ({e})") from None
 
 
-def _validate_rows(
-    rows: Sequence[tuple[int, str, str]],
-    image_dir: pathlib.Path,
-    max_age: float,
-    max_megapixels: float | None,
-) -> tuple[list[Record], list[Problem]]:
-  """Records for the good rows; a Problem for each bad one (file checks unless None)."""
-  records, problems = [], []
-  first_row_of: dict[str, int] = {}
-  for row, file_name, age_text in rows:
-    reason = _row_problem(file_name, age_text, max_age, first_row_of)
-    path = image_dir / file_name
-    if reason is None and max_megapixels is not None:
-      reason = image_files.image_file_problem(path, max_megapixels)
-    if reason is not None:
-      problems.append(Problem(row, file_name, reason))
-      continue
-    first_row_of[file_name] = row
-    orientation = image_files.exif_orientation(path) if max_megapixels is not None else 1
-    records.append(Record(file_name, str(path), float(age_text), row, orientation))
-  return records, problems
-
-
-def _row_problem(
-    file_name: str, age_text: str, max_age: float, first_row_of: dict[str, int]
-) -> str | None:
-  if not file_name:
-    return f"missing {FILE_COLUMN}"
+def parse_age(age_text: str, column: str, max_age: float) -> tuple[float | None, str | None]:
+  """Returns (age, None) for a valid age text, else (None, why it is not one)."""
   if not age_text:
-    return f"missing {AGE_COLUMN}"
+    return None, f"missing {column}"
   try:
     age = float(age_text)
   except ValueError:
-    return f"{AGE_COLUMN} {age_text!r} is not a number"
+    return None, f"{column} {age_text!r} is not a number"
   if not math.isfinite(age) or age < 0 or age > max_age:
-    return f"{AGE_COLUMN} {age_text} is outside 0-{max_age:g}"
-  if file_name in first_row_of:
-    return f"duplicate {FILE_COLUMN}, first listed in row {first_row_of[file_name]}"
-  return None
+    return None, f"{column} {age_text} is outside 0-{max_age:g}"
+  return age, None
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+  """A row a reader has parsed but whose image is not checked yet."""
+
+  row: int
+  file_name: str
+  path: pathlib.Path
+  age_text: str
+  split: str | None = None
+
+
+def check_candidates(
+    candidates: Sequence[Candidate],
+    *,
+    origin: str,
+    file_column: str,
+    age_column: str,
+    max_age: float,
+    max_megapixels: float | None,
+) -> tuple[list[Record], list[Problem]]:
+  """Validates names, ages, uniqueness and (unless max_megapixels is None) image files."""
+  records, problems = [], []
+  first_row_of: dict[str, int] = {}
+  for candidate in candidates:
+    age, reason = None, None
+    if not candidate.file_name:
+      reason = f"missing {file_column}"
+    else:
+      age, reason = parse_age(candidate.age_text, age_column, max_age)
+    if reason is None and candidate.file_name in first_row_of:
+      reason = f"duplicate {file_column}, first listed in row {first_row_of[candidate.file_name]}"
+    if reason is None and max_megapixels is not None:
+      reason = image_files.image_file_problem(candidate.path, max_megapixels)
+    if reason is not None:
+      problems.append(Problem(candidate.row, candidate.file_name, reason, origin))
+      continue
+    first_row_of[candidate.file_name] = candidate.row
+    orientation = (image_files.exif_orientation(candidate.path)
+                   if max_megapixels is not None else 1)
+    records.append(Record(candidate.file_name, str(candidate.path), age, candidate.row,
+                          orientation, candidate.split, origin))
+  return records, problems
 
 
 def apply_bad_row_policy(faces: LabelledFaces, policy: str, max_bad_fraction: float) -> None:
@@ -207,9 +209,9 @@ def write_problems(problems: Sequence[Problem], path: str | os.PathLike) -> None
   """Writes every problem row to a CSV (row, file_name, reason)."""
   with open(path, "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
-    writer.writerow(["row", FILE_COLUMN, "reason"])
+    writer.writerow(["origin", "row", "file_name", "reason"])
     for p in problems:
-      writer.writerow([p.row, p.file_name, p.reason])
+      writer.writerow([p.origin, p.row or "", p.file_name, p.reason])
 
 
 def split_records(
@@ -217,10 +219,14 @@ def split_records(
 ) -> dict[str, tuple[Record, ...]]:
   """Splits records into train/validation/test, deterministically for a given seed.
 
-  Each photo's split depends only on (seed, file name), ranked by a stable hash, so the
+  A layout that carries its own splits (every record has `split`) keeps them. Otherwise
+  each photo's split depends only on (seed, file name), ranked by a stable hash, so the
   split does not change when rows are reordered, and the validation set does not move
   when the training seed does.
   """
+  if records and all(r.split is not None for r in records):
+    return {name: tuple(sorted((r for r in records if r.split == name), key=_record_key))
+            for name in SPLITS}
   if validation_fraction < 0 or test_fraction < 0 or validation_fraction + test_fraction >= 1:
     raise DataError(f"data.validation_fraction ({validation_fraction:g}) and data.test_fraction "
                     f"({test_fraction:g}) must be >= 0 and sum to less than 1")
@@ -233,7 +239,11 @@ def split_records(
       "test": ranked[num_validation:held_out],
       "train": ranked[held_out:],
   }
-  return {name: tuple(sorted(part, key=lambda r: r.row)) for name, part in splits.items()}
+  return {name: tuple(sorted(part, key=_record_key)) for name, part in splits.items()}
+
+
+def _record_key(record: Record) -> tuple[str, int]:
+  return record.key
 
 
 def _split_hash(seed: int, file_name: str) -> bytes:

@@ -10,7 +10,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # Seeds model init, the data order and augmentation.
 
   config.data = data = ml_collections.ConfigDict()
-  data.dir = ""  # Data folder in the study's layout: labels.csv + final_files/.
+  data.dir = ""  # Data folder (see data.format), or the records folder when source='tfds'.
+  data.format = "auto"  # labels_csv, appa_real, utkface, csv, or auto (told from the files).
+  data.source = "folder"  # 'folder': read data.dir; 'tfds': scripts/prepare_tfds.py records.
   data.image_size = 224  # Images are resized to image_size x image_size.
   data.validation_fraction = 0.25  # Share of photos held out for validation (study: 25%).
   data.test_fraction = 0.0  # Share held out as a test set, never used in training.
@@ -24,6 +26,16 @@ def get_config() -> ml_collections.ConfigDict:
   data.cache_max_gb = 8.0  # Memory budget for the 'auto' cache.
   data.num_threads = 0  # tf.data threads; 0 means one per CPU core.
   data.prefetch_batches = 2  # Batches prepared ahead of the train step.
+
+  data.csv = csv = ml_collections.ConfigDict()  # Used with format='csv'.
+  csv.path = "labels.csv"  # The labels CSV, relative to data.dir (or absolute).
+  csv.image_root = ""  # Folder the image paths are relative to, in data.dir ('': the CSV's).
+  csv.file_column = "file_name"  # Column with the image paths.
+  csv.age_column = "real_age"  # Column with the ages in years.
+
+  data.appa_real = appa_real = ml_collections.ConfigDict()  # Used with format='appa_real'.
+  appa_real.target = "real_age"  # real_age, or apparent_age (mean of the raters' guesses).
+  appa_real.face_crops = True  # Train on the release's NAME_face.jpg crops where present.
 
   data.augment = augment = ml_collections.ConfigDict()
   augment.flip = True  # Random horizontal flip.

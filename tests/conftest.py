@@ -34,17 +34,59 @@ def write_face_folder(directory: pathlib.Path, num_images: int, seed: int = 0,
   rows = []
   for i in range(num_images):
     age = int(rng.integers(1, 90))
-    base = 40 + 2 * age
-    pixels = np.clip(rng.normal(base, 20, (size, size, 3)), 0, 255).astype(np.uint8)
     name = f"{i:05d}.jpg"
-    Image.fromarray(pixels).save(directory / "final_files" / name, quality=90)
+    write_jpeg(directory / "final_files" / name, age, rng, size)
     rows.append((name, age))
   write_labels(directory, rows)
   return directory
 
 
-def write_labels(directory: pathlib.Path, rows, header=("file_name", "real_age")) -> None:
-  with open(directory / "labels.csv", "w", newline="") as f:
+def write_jpeg(path: pathlib.Path, age: float, rng: np.random.Generator, size: int = 40) -> None:
+  """A noise JPEG whose brightness grows with `age`, so that a model can learn something."""
+  pixels = np.clip(rng.normal(40 + 2 * age, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(pixels).save(path, quality=90)
+
+
+def write_appa_real_folder(directory: pathlib.Path, sizes=(24, 8, 8), seed: int = 0,
+                           size: int = 40) -> pathlib.Path:
+  """An APPA-REAL-style release: train/ valid/ test/, NAME_face.jpg crops, gt_avg_*.csv.
+
+  Real ages are 1-89; apparent ages are the real age + 3. Every third photo lacks its
+  face crop, so readers must fall back to the full photo.
+  """
+  rng = np.random.default_rng(seed)
+  number = 0
+  for folder, count in zip(("train", "valid", "test"), sizes, strict=True):
+    rows = []
+    for _ in range(count):
+      name = f"{number:06d}.jpg"
+      age = int(rng.integers(1, 90))
+      write_jpeg(directory / folder / name, age, rng, size * 2)
+      if number % 3:
+        write_jpeg(directory / folder / f"{name}_face.jpg", age, rng, size)
+      rows.append((name, 5, age + 3, 1.5, age))
+      number += 1
+    write_labels(directory, rows, header=("file_name", "num_ratings", "apparent_age_avg",
+                                          "apparent_age_std", "real_age"),
+                 name=f"gt_avg_{folder}.csv")
+  return directory
+
+
+def write_utkface_folder(directory: pathlib.Path, num_images: int, seed: int = 0,
+                         size: int = 40) -> pathlib.Path:
+  """UTKFace-style photos AGE_GENDER_RACE_DATETIME.jpg.chip.jpg, half in a subfolder."""
+  rng = np.random.default_rng(seed)
+  for i in range(num_images):
+    age = int(rng.integers(1, 90))
+    name = f"{age}_{i % 2}_{i % 5}_2017011{i:08d}.jpg.chip.jpg"
+    write_jpeg(directory / ("part2" if i % 2 else "part1") / name, age, rng, size)
+  return directory
+
+
+def write_labels(directory: pathlib.Path, rows, header=("file_name", "real_age"),
+                 name: str = "labels.csv") -> None:
+  with open(directory / name, "w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(header)
     writer.writerows(rows)

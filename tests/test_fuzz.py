@@ -12,14 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ageflax import input_pipeline, records
+from ageflax import input_pipeline, layouts
 from ageflax.errors import DataError
 from configs import tiny
 
 _CELLS = st.one_of(
     st.sampled_from(["00000.jpg", "00001.jpg", " 00002.jpg ", "missing.jpg", "", "ünï cödé.jpg",
                      "with space.jpg", "30", "30.0", " 7 ", "-1", "121", "nan", "abc", "1e3"]),
-    st.text(max_size=8))
+    # A bare carriage return is a line break to any CSV reader, yet csv.writer leaves it
+    # unquoted under a '\n' terminator: such a cell is two rows, not one.
+    st.text(alphabet=st.characters(blacklist_characters="\r"), max_size=8))
 _ROWS = st.lists(st.lists(_CELLS, min_size=0, max_size=4), max_size=12)
 
 
@@ -51,7 +53,7 @@ def test_every_labels_row_is_a_record_or_a_named_problem(rows, extra_column, swa
     if extra_column:
       header.append("note")
     _write(folder, header, rows, newline, bom)
-    faces = records.read_labels_csv(folder)
+    faces = layouts.read_labels_csv(folder)
     non_blank = [r for r in rows if any(cell.strip() for cell in r)]
     assert len(faces.records) + len(faces.problems) == len(non_blank)
     for record in faces.records:

@@ -6,7 +6,7 @@ import struct
 import pytest
 from conftest import write_face_folder, write_labels
 
-from ageflax import image_files, records
+from ageflax import image_files, layouts, records
 from ageflax.errors import DataError
 
 
@@ -15,7 +15,7 @@ def _problems_by_row(faces: records.LabelledFaces) -> dict[int, str]:
 
 
 def test_reads_every_row_of_a_clean_folder(face_folder):
-  faces = records.read_labels_csv(face_folder)
+  faces = layouts.read_labels_csv(face_folder)
   assert len(faces.records) == 60 and not faces.problems
   first = faces.records[0]
   assert first.file_name == "00000.jpg" and first.row == 2
@@ -28,7 +28,7 @@ def test_tolerates_bom_crlf_quotes_extra_columns_blank_lines_and_spaces(face_fol
           "\r\n"
           " 00001.jpg ,\"7\",y\r\n")
   (face_folder / "labels.csv").write_text(text, encoding="utf-8", newline="")
-  faces = records.read_labels_csv(face_folder)
+  faces = layouts.read_labels_csv(face_folder)
   assert [(r.file_name, r.age) for r in faces.records] == [("00000.jpg", 30.0), ("00001.jpg", 7.0)]
   assert [r.row for r in faces.records] == [2, 4]
   assert not faces.problems
@@ -36,7 +36,7 @@ def test_tolerates_bom_crlf_quotes_extra_columns_blank_lines_and_spaces(face_fol
 
 def test_columns_in_another_order(face_folder):
   write_labels(face_folder, [(41, "00002.jpg")], header=("real_age", "file_name"))
-  faces = records.read_labels_csv(face_folder)
+  faces = layouts.read_labels_csv(face_folder)
   assert [(r.file_name, r.age) for r in faces.records] == [("00002.jpg", 41.0)]
 
 
@@ -59,7 +59,7 @@ def test_each_bad_row_is_named_with_its_reason(face_folder):
       ("", "40"),                  # row 12
       ("00006.jpg", "nan"),        # row 13
   ])
-  faces = records.read_labels_csv(face_folder)
+  faces = layouts.read_labels_csv(face_folder)
   problems = _problems_by_row(faces)
   assert [r.row for r in faces.records] == [5]
   assert "'abc' is not a number" in problems[2]
@@ -84,7 +84,7 @@ def test_images_declaring_too_many_pixels_are_rejected_unread(face_folder):
          + b"\0\0\0\0IEND\xaeB`\x82")
   (face_folder / "final_files" / "huge.png").write_bytes(png)
   write_labels(face_folder, [("huge.jpg", 30), ("huge.png", 30), ("00001.jpg", 30)])
-  problems = _problems_by_row(records.read_labels_csv(face_folder))
+  problems = _problems_by_row(layouts.read_labels_csv(face_folder))
   assert problems[2] == ("image is 60000x60000, 3600 megapixels, more than "
                          "data.max_image_megapixels=40")
   assert "100000x100000" in problems[3]
@@ -107,16 +107,17 @@ def _replace_labels(directory: pathlib.Path, content: bytes) -> pathlib.Path:
 def test_structural_problems_abort_with_the_file_named(face_folder, setup, message):
   directory = setup(face_folder)
   with pytest.raises(DataError) as error:
-    records.read_labels_csv(directory)
+    layouts.read_labels_csv(directory)
   assert message in str(error.value)
   assert str(directory) in str(error.value)
 
 
 def test_bad_row_policy(face_folder):
   write_labels(face_folder, [(f"{i:05d}.jpg", 30) for i in range(50)] + [("gone.jpg", 30)])
-  faces = records.read_labels_csv(face_folder)
+  faces = layouts.read_labels_csv(face_folder)
   records.apply_bad_row_policy(faces, "skip", max_bad_fraction=0.05)  # 1 of 51 is fine
-  with pytest.raises(DataError, match=r"1 bad row\(s\), data.bad_rows='error': row 52 "
+  with pytest.raises(DataError, match=r"1 bad row\(s\), data.bad_rows='error': "
+                                      r"labels.csv row 52 "
                                       r"\(gone.jpg\): file not found"):
     records.apply_bad_row_policy(faces, "error", max_bad_fraction=0.05)
   with pytest.raises(DataError, match=r"more than data\.max_bad_fraction=0\.01"):
@@ -125,16 +126,16 @@ def test_bad_row_policy(face_folder):
 
 def test_empty_after_filtering_is_an_error(face_folder):
   write_labels(face_folder, [("gone.jpg", 30), ("00001.jpg", 500)])
-  faces = records.read_labels_csv(face_folder)
+  faces = layouts.read_labels_csv(face_folder)
   with pytest.raises(DataError, match="no usable rows"):
     records.apply_bad_row_policy(faces, "skip", max_bad_fraction=1.0)
   write_labels(face_folder, [])
   with pytest.raises(DataError, match="lists no photos"):
-    records.apply_bad_row_policy(records.read_labels_csv(face_folder), "skip", 1.0)
+    records.apply_bad_row_policy(layouts.read_labels_csv(face_folder), "skip", 1.0)
 
 
 def test_split_is_deterministic_disjoint_and_sized(tmp_path):
-  faces = records.read_labels_csv(write_face_folder(tmp_path / "f", 200, size=8))
+  faces = layouts.read_labels_csv(write_face_folder(tmp_path / "f", 200, size=8))
   splits = records.split_records(faces.records, 0.25, 0.1, seed=3)
   assert [len(splits[s]) for s in ("train", "validation", "test")] == [130, 50, 20]
   names = {s: {r.file_name for r in splits[s]} for s in splits}
@@ -148,6 +149,6 @@ def test_split_is_deterministic_disjoint_and_sized(tmp_path):
 
 
 def test_split_fractions_are_validated(face_folder):
-  faces = records.read_labels_csv(face_folder)
+  faces = layouts.read_labels_csv(face_folder)
   with pytest.raises(DataError, match="validation_fraction"):
     records.split_records(faces.records, 0.7, 0.3, seed=0)

@@ -5,7 +5,7 @@ import pathlib
 import numpy as np
 from conftest import run_entry_point
 
-from ageflax import records, synthetic
+from ageflax import layouts, synthetic
 
 
 def test_writes_a_readable_folder_deterministically(tmp_path):
@@ -13,7 +13,7 @@ def test_writes_a_readable_folder_deterministically(tmp_path):
   second = synthetic.write_synthetic_faces(tmp_path / "b", 12, seed=3, image_size=48)
   other = synthetic.write_synthetic_faces(tmp_path / "c", 12, seed=4, image_size=48)
   assert first.read_text() == second.read_text() != other.read_text()
-  faces = records.read_labels_csv(tmp_path / "a")
+  faces = layouts.read_labels_csv(tmp_path / "a")
   assert len(faces.records) == 12 and not faces.problems
   for record in faces.records:
     twin = tmp_path / "b" / "final_files" / record.file_name

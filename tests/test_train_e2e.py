@@ -95,7 +95,7 @@ def test_eval_script_defaults_to_the_runs_validation_split(trained):
                                      "'batch_sze' Did you mean \"batch_size\""),
     (["--config.train.batch_size=x"], "error: flag --config.train.batch_size=x: invalid literal"),
     (["--config.train.loss=l3"], "train.loss must be one of"),
-    (["--config.data.bad_rows=error"], "data.bad_rows='error': row 22 (gone.jpg): file not found"),
+    (["--config.data.bad_rows=error"], "data.bad_rows='error': labels.csv row 22 (gone.jpg): file not found"),
 ])
 def test_bad_input_gets_one_clear_line(tmp_path, overrides, message):
   data = write_face_folder(tmp_path / "faces", 20)
