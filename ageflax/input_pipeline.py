@@ -1,23 +1,25 @@
-"""The tf.data input pipeline: decoded image store, training stream and evaluation stream.
+"""The tf.data input pipeline: preparing a data source, the training and evaluation streams.
 
-What each step trains on is a pure function of (seed, step): the epoch's order is a
-seeded permutation, each global batch is a fixed slice of it, and every host takes its
-own rows of the global batch. Evaluation pads the last batch and carries a mask, so
-every photo counts exactly once on any number of hosts.
+A data folder (any `layouts` format) or prepared TFDS records become an image store
+and each split's indices into it. What each step trains on is a pure function of
+(seed, step): the epoch's order is a seeded permutation, each global batch is a fixed
+slice of it, and every host takes its own rows of the global batch (or, with records
+sharded per host, its own batch of its own shard). Evaluation pads the last batch and
+carries a mask, so every photo counts exactly once on any number of hosts.
 """
 
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import ml_collections
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from ageflax import layouts, preprocessing, records
+from ageflax import layouts, preprocessing, records, tfds_builder
 from ageflax.errors import DataError
-from ageflax.records import Record
+from ageflax.image_store import ImageStore, create_store
 
 # JAX owns the accelerators; TensorFlow only reads and augments on the host.
 tf.config.set_visible_devices([], "GPU")
@@ -33,113 +35,9 @@ class HostRows:
   size: int
 
 
-@dataclasses.dataclass
-class ImageStore:
-  """Where decoded images come from: an in-memory uint8 cache or the files themselves."""
-
-  paths: tuple[str, ...]
-  orientations: np.ndarray
-  file_names: tuple[str, ...]
-  ages: np.ndarray
-  image_size: int
-  cache: tf.Variable | None = None
-
-  def __len__(self) -> int:
-    return len(self.paths)
-
-  def gather(self, indices: tf.Tensor) -> tf.Tensor:
-    """uint8 [len(indices), S, S, 3] images for a vector of store indices."""
-    if self.cache is not None:
-      return tf.gather(self.cache, indices)
-    paths = tf.gather(tf.constant(self.paths), indices)
-    orientations = tf.gather(tf.constant(self.orientations), indices)
-    size = self.image_size
-    return tf.map_fn(lambda p: preprocessing.load_image(p[0], p[1], size), (paths, orientations),
-                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
-
-
-def cache_fits(num_images: int, image_size: int, config: ml_collections.ConfigDict) -> bool:
-  """Whether `data.cache` asks for ('memory') or, when 'auto', allows an in-memory cache."""
-  if config.cache in ("memory", "none"):
-    return config.cache == "memory"
-  if config.cache != "auto":
-    raise DataError(f"data.cache must be 'auto', 'memory' or 'none', not {config.cache!r}")
-  return num_images * image_size * image_size * 3 <= config.cache_max_gb * 2**30
-
-
-def decode_all(
-    records: Sequence[Record], image_size: int, keep: bool
-) -> tuple[np.ndarray | None, dict[tuple[str, int], str]]:
-  """Decodes every image once, in parallel, to find those no decoder can read.
-
-  Args:
-    records: photos to decode.
-    image_size: output size of the resize.
-    keep: return the decoded images (the in-memory cache) rather than dropping them.
-
-  Returns:
-    uint8 [N, S, S, 3] images (or None when not kept; rows of failed images are zero)
-    and {record key: reason} for each record whose image failed to decode.
-  """
-  paths = [r.path for r in records]
-  orientations = np.array([r.orientation for r in records], np.int32)
-  dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), paths, orientations))
-  dataset = dataset.map(lambda i, p, o: (i, preprocessing.load_image(p, o, image_size)),
-                        num_parallel_calls=AUTOTUNE, deterministic=False)
-  dataset = dataset.ignore_errors().batch(256).prefetch(2)
-  images = np.zeros((len(paths), image_size, image_size, 3), np.uint8) if keep else None
-  decoded = np.zeros(len(paths), bool)
-  for indices, batch in dataset.as_numpy_iterator():
-    decoded[indices] = True
-    if keep:
-      images[indices] = batch
-  failed = {records[i].key: _decode_error(paths[i]) for i in np.flatnonzero(~decoded)}
-  return images, failed
-
-
-def _decode_error(path: str) -> str:
-  """The first line of the decoder's own complaint about one file."""
-  try:
-    preprocessing.decode_image(tf.io.read_file(path))
-  except tf.errors.OpError as e:
-    return "cannot decode image: " + e.message.strip().splitlines()[0][:200]
-  return "cannot decode image"
-
-
-def create_store(
-    records: Sequence[Record], config: ml_collections.ConfigDict
-) -> tuple[ImageStore, dict[tuple[str, int], str]]:
-  """Builds the image store for `records` and returns the rows whose images failed.
-
-  With the cache on, every image is decoded and resized once here; with it off and
-  `data.verify_images` on, the same pass runs but only keeps the verdicts.
-  """
-  use_cache = cache_fits(len(records), config.image_size, config)
-  failed: dict[tuple[str, int], str] = {}
-  images = None
-  if use_cache or config.verify_images:
-    images, failed = decode_all(records, config.image_size, keep=use_cache)
-  keep = [i for i, r in enumerate(records) if r.key not in failed]
-  cache = None
-  if use_cache:
-    cache = tf.Variable(images[keep], trainable=False, name="image_cache")
-  logging.info("image store: %d images at %dx%d, %s", len(keep), config.image_size,
-               config.image_size, f"cached in memory ({cache.shape.num_elements() / 2**20:.0f} MiB)"
-               if use_cache else "decoded from files each epoch")
-  store = ImageStore(
-      paths=tuple(records[i].path for i in keep),
-      orientations=np.array([records[i].orientation for i in keep], np.int32),
-      file_names=tuple(records[i].file_name for i in keep),
-      ages=np.array([records[i].age for i in keep], np.float32),
-      image_size=config.image_size,
-      cache=cache,
-  )
-  return store, failed
-
-
-def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-  """The order in which one epoch visits the training examples."""
-  return np.random.default_rng([seed, epoch]).permutation(num_examples)
+def epoch_order(num_examples: int, seed: int, epoch: int, *shard: int) -> np.ndarray:
+  """The order in which one epoch visits the training examples (of one host's `shard`)."""
+  return np.random.default_rng([seed, epoch, *shard]).permutation(num_examples)
 
 
 def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
@@ -147,15 +45,23 @@ def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
   return num_examples // global_batch_size
 
 
-def _train_rows(indices: np.ndarray, global_batch: int, rows: HostRows, seed: int):
-  """Returns f(epoch) -> (steps [spe], store indices [spe, rows.size]) for this host."""
-  per_epoch = steps_per_epoch(len(indices), global_batch)
+def _train_rows(indices: np.ndarray, global_batch: int, rows: HostRows, seed: int,
+                host_shard: bool):
+  """Returns f(epoch) -> (steps [spe], store indices [spe, rows.size]) for this host.
+
+  With `host_shard`, `indices` are this host's own photos and each of its batches is
+  drawn from them alone; otherwise every host orders all photos and takes its rows.
+  """
+  batch = rows.size if host_shard else global_batch
+  first = 0 if host_shard else rows.start
+  shard = (rows.start,) if host_shard else ()
+  per_epoch = steps_per_epoch(len(indices), batch)
 
   def rows_of_epoch(epoch: np.int64) -> tuple[np.ndarray, np.ndarray]:
-    order = indices[epoch_order(len(indices), seed, int(epoch))]
-    batches = order[:per_epoch * global_batch].reshape(per_epoch, global_batch)
+    order = indices[epoch_order(len(indices), seed, int(epoch), *shard)]
+    batches = order[:per_epoch * batch].reshape(per_epoch, batch)
     steps = np.arange(per_epoch, dtype=np.int64) + int(epoch) * per_epoch
-    return steps, batches[:, rows.start:rows.start + rows.size].astype(np.int64)
+    return steps, batches[:, first:first + rows.size].astype(np.int64)
 
   return rows_of_epoch
 
@@ -169,16 +75,18 @@ def train_dataset(
     start_step: int,
     num_steps: int,
     config: ml_collections.ConfigDict,
+    host_shard: bool = False,
 ) -> tf.data.Dataset:
   """Batches {'image' uint8, 'age' float32} for steps start_step .. num_steps - 1.
 
   Step s covers epoch s // steps_per_epoch; its augmentation uses seed (seed, s).
+  With `host_shard`, `indices` are this host's shard of the training photos.
   """
-  per_epoch = steps_per_epoch(len(indices), global_batch_size)
+  per_epoch = steps_per_epoch(len(indices), rows.size if host_shard else global_batch_size)
   if per_epoch == 0:
     raise DataError(f"{len(indices)} training photos do not fill one batch of "
                     f"train.batch_size={global_batch_size}")
-  rows_of_epoch = _train_rows(indices, global_batch_size, rows, seed)
+  rows_of_epoch = _train_rows(indices, global_batch_size, rows, seed, host_shard)
 
   def epoch_batches(epoch):
     steps, batch_rows = tf.numpy_function(rows_of_epoch, [epoch], (tf.int64, tf.int64))
@@ -257,11 +165,17 @@ def as_numpy(dataset: tf.data.Dataset, source: str) -> Iterator[dict[str, np.nda
 
 @dataclasses.dataclass(frozen=True)
 class PreparedData:
-  """A validated data folder: the image store and each split's indices into it."""
+  """A validated data source: the image store and each split's indices into it.
+
+  With prepared records on several hosts, 'train' holds only this host's shard
+  (`host_shard`), and `totals` gives the split sizes and statistics over all hosts.
+  """
 
   store: ImageStore
   splits: dict[str, np.ndarray]
   problems: tuple
+  host_shard: bool = False
+  totals: dict[str, float] | None = None
 
   def indices(self, split: str) -> np.ndarray:
     """Image-store indices of a split: 'train', 'validation', 'test' or 'all'."""
@@ -272,8 +186,14 @@ class PreparedData:
   def ages(self, split: str) -> np.ndarray:
     return self.store.ages[self.indices(split)]
 
+  def num_examples(self, split: str) -> int:
+    """Photos in `split` over all hosts."""
+    return int(self.summary()[f"num_{split}"])
+
   def summary(self) -> dict[str, float]:
     """Split sizes and training-set age statistics (saved beside a run)."""
+    if self.totals is not None:
+      return dict(self.totals)
     train_ages = self.ages("train")
     return {
         **{f"num_{name}": len(indices) for name, indices in self.splits.items()},
@@ -282,13 +202,27 @@ class PreparedData:
         "train_median_age": float(np.median(train_ages)) if len(train_ages) else float("nan"),
     }
 
+  def train_dataset(self, global_batch_size: int, rows: HostRows, seed: int, start_step: int,
+                    num_steps: int, config: ml_collections.ConfigDict) -> tf.data.Dataset:
+    """`train_dataset` over this source's training photos (see there)."""
+    return train_dataset(self.store, self.splits["train"], global_batch_size, rows, seed,
+                         start_step, num_steps, config, self.host_shard)
 
-def prepare(config: ml_collections.ConfigDict, problems_path: str | None) -> PreparedData:
+
+def prepare(
+    config: ml_collections.ConfigDict,
+    problems_path: str | None,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> PreparedData:
   """Reads, validates, decodes and splits `data.dir`, applying the bad-row policy.
 
   Args:
     config: the `data` config section.
     problems_path: where to write every skipped row as CSV (None: don't write).
+    process_index: this host's index; with `data.source='tfds'` each host reads its own
+      shard of the training records.
+    process_count: the number of hosts.
 
   Returns:
     The prepared data; skipped rows are logged with their count and names.
@@ -296,6 +230,10 @@ def prepare(config: ml_collections.ConfigDict, problems_path: str | None) -> Pre
   if not config.dir:
     raise DataError("no data folder: set --config.data.dir=DIR (labels.csv + final_files/, "
                     "or another layout: see data.format)")
+  if config.source == "tfds":
+    return _prepare_records(config, process_index, process_count)
+  if config.source != "folder":
+    raise DataError(f"data.source must be 'folder' or 'tfds', not {config.source!r}")
   faces = layouts.read_faces(config)
   records.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   store, failed = create_store(faces.records, config)
@@ -308,6 +246,31 @@ def prepare(config: ml_collections.ConfigDict, problems_path: str | None) -> Pre
   indices = {name: np.array([position[r.key] for r in split], np.int64)
              for name, split in splits.items()}
   return PreparedData(store, indices, faces.problems)
+
+
+def _prepare_records(config, process_index: int, process_count: int) -> PreparedData:
+  """Prepared records: every host reads all evaluation photos and its shard of 'train'."""
+  builder = tfds_builder.load_builder(config.dir)
+  prepared = tfds_builder.PreparedRecords(builder)
+  prepared.warn_on_changed_split(config)
+  host_shard = process_count > 1
+  all_records, encoded, splits = [], [], {}
+  for split in records.SPLITS:
+    part, part_bytes = prepared.read(split, process_index if split == "train" else 0,
+                                     process_count if split == "train" else 1)
+    splits[split] = np.arange(len(all_records), len(all_records) + len(part), dtype=np.int64)
+    all_records += part
+    encoded += part_bytes
+  store, failed = create_store(all_records, config, encoded)
+  if failed:
+    key, reason = next(iter(failed.items()))
+    raise DataError(f"{builder.data_dir}: {len(failed)} stored image(s) do not decode, e.g. "
+                    f"{key[0]} row {key[1]}: {reason}; the records are damaged, write them again")
+  if host_shard and len(splits["train"]) < prepared.num_examples("train") // process_count:
+    raise DataError(f"{builder.data_dir}: host {process_index} read "
+                    f"{len(splits['train'])} training photos, expected "
+                    f"{prepared.num_examples('train') // process_count}")
+  return PreparedData(store, splits, (), host_shard, prepared.summary())
 
 
 def _report_problems(faces: records.LabelledFaces, problems_path: str | None) -> None:

@@ -44,7 +44,12 @@ def resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
 
 def load_image(path: tf.Tensor, orientation: tf.Tensor, image_size: int) -> tf.Tensor:
   """Reads, decodes, turns upright (EXIF orientation) and resizes one image file."""
-  image = apply_exif_orientation(decode_image(tf.io.read_file(path)), orientation)
+  return load_encoded_image(tf.io.read_file(path), orientation, image_size)
+
+
+def load_encoded_image(encoded: tf.Tensor, orientation: tf.Tensor, image_size: int) -> tf.Tensor:
+  """Decodes, turns upright (EXIF orientation) and resizes one image's file bytes."""
+  image = apply_exif_orientation(decode_image(encoded), orientation)
   return resize(image, image_size)
 
 

@@ -74,7 +74,8 @@ def train_and_evaluate(
     _write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), config.to_dict())
     problems_path = (os.path.join(workdir, "skipped_rows.csv") if jax.process_index() == 0
                      else None)
-    data = input_pipeline.prepare(config.data, problems_path)
+    data = input_pipeline.prepare(config.data, problems_path, jax.process_index(),
+                                  jax.process_count())
     _write_json(os.path.join(workdir, DATA_SUMMARY_FILE), data.summary())
     run, state = _set_up(config, workdir, mesh, data, checkpointer)
     try:
@@ -103,17 +104,18 @@ def check_config(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> 
 
 
 def _set_up(config, workdir, mesh, data, checkpointer) -> tuple[_Run, steps_lib.TrainState]:
-  per_epoch = input_pipeline.steps_per_epoch(len(data.splits["train"]), config.train.batch_size)
+  num_train = data.num_examples("train")
+  per_epoch = input_pipeline.steps_per_epoch(num_train, config.train.batch_size)
   if per_epoch == 0:
     raise ConfigError(f"train.batch_size={config.train.batch_size} is larger than the "
-                      f"{len(data.splits['train'])} training photos")
+                      f"{num_train} training photos")
   total_steps = optimizers.resolve_steps(config.train, "num", per_epoch)
   schedule = optimizers.create_learning_rate_schedule(config.optim, total_steps, per_epoch)
   optimizer = optimizers.create_optimizer(config.optim, schedule)
   head_bias = data.summary()["train_mean_age"]
   graphdef, state = _initial_state(config, optimizer, mesh, head_bias, checkpointer)
   reporting.log("%s: %d training, %d validation photos; %d steps of %d (%d per epoch)",
-                config.model.name, len(data.splits["train"]), len(data.splits["validation"]),
+                config.model.name, num_train, data.num_examples("validation"),
                 total_steps, config.train.batch_size, per_epoch)
   run = _Run(
       config=config, workdir=workdir, mesh=mesh, data=data, steps_per_epoch=per_epoch,
@@ -143,9 +145,8 @@ def _train(run: _Run, state: steps_lib.TrainState):
   config, mesh = run.config, run.mesh
   start_step = int(state.step)
   rows = input_pipeline.HostRows(*sharding.host_rows(mesh, config.train.batch_size))
-  dataset = input_pipeline.train_dataset(
-      run.data.store, run.data.splits["train"], config.train.batch_size, rows, config.seed,
-      start_step, run.total_steps, config.data)
+  dataset = run.data.train_dataset(config.train.batch_size, rows, config.seed, start_step,
+                                   run.total_steps, config.data)
   progress = reporting.Progress(start_step, run.total_steps, config.train.batch_size)
   log_window, epoch_window, metrics = [], [], {}
   stop_requests = preemption.StopRequests()

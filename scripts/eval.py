@@ -1,4 +1,4 @@
-"""Reports a trained run's MAE on a data folder in the study's layout.
+"""Reports a trained run's MAE on a data folder (any layout) or on prepared records.
 
   python scripts/eval.py --workdir=runs/r50 --data_dir=DIR
 
@@ -18,14 +18,25 @@ import jax
 from absl import app, flags
 
 import configs
-from ageflax import checkpointing, cli, evaluation, input_pipeline, sharding, trainer
+from ageflax import (
+  checkpointing,
+  cli,
+  evaluation,
+  input_pipeline,
+  layouts,
+  sharding,
+  tfds_builder,
+  trainer,
+)
 from ageflax import steps as steps_lib
 from ageflax.errors import ConfigError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,
-                                "Folder to evaluate (labels.csv + final_files/); default: the "
-                                "run's own data folder.")
+                                "Folder to evaluate (any layout, or records written by "
+                                "scripts/prepare_tfds.py); default: the run's own data.")
+_DATA_FORMAT = flags.DEFINE_enum("data_format", None, ["auto", *layouts.FORMATS],
+                                 "Layout of --data_dir; default: told from its files.")
 _SPLIT = flags.DEFINE_enum("split", None, ["all", "train", "validation", "test"],
                            "Which photos of the folder: default 'all' for another folder, "
                            "'validation' for the run's own (its split is reproduced).")
@@ -64,8 +75,10 @@ def main(argv: list[str]) -> None:
 def _choose_split(config) -> str:
   """Points the config at the folder to evaluate and picks the split."""
   own_folder = config.data.dir
-  if _DATA_DIR.value:
+  if _DATA_DIR.value and os.path.abspath(_DATA_DIR.value) != os.path.abspath(own_folder):
     config.data.dir = _DATA_DIR.value
+    config.data.source = "tfds" if tfds_builder.holds_records(_DATA_DIR.value) else "folder"
+    config.data.format = _DATA_FORMAT.value or "auto"
   same_folder = os.path.abspath(config.data.dir) == os.path.abspath(own_folder)
   split = _SPLIT.value or ("validation" if same_folder else "all")
   if same_folder and split in ("all", "train"):

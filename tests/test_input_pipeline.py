@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import write_face_folder, write_labels
 from PIL import Image, ImageOps
 
-from ageflax import image_files, input_pipeline, preprocessing
+from ageflax import image_files, image_store, input_pipeline, preprocessing
 from configs import tiny
 
 
@@ -216,8 +216,8 @@ def test_undecodable_images_are_set_aside_by_name(tmp_path):
 
 def test_cache_auto_respects_the_memory_budget():
   config = _data_config("unused", cache="auto", cache_max_gb=1.0)
-  assert input_pipeline.cache_fits(1000, 224, config)
-  assert not input_pipeline.cache_fits(10_000_000, 224, config)
+  assert image_store.cache_fits(1000, 224, config)
+  assert not image_store.cache_fits(10_000_000, 224, config)
 
 
 def test_missing_data_dir_setting_is_named():
