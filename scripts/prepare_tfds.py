@@ -29,6 +29,8 @@ _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "The data folder to read."
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where to write the records.")
 _NAME = flags.DEFINE_string("name", None,
                             "Name of this prepared variant; default: the layout's name.")
+_NUM_SHARDS = flags.DEFINE_integer("num_shards", None,
+                                   "Files per split; default: TFDS's (64 MiB to 1 GiB each).")
 flags.mark_flags_as_required(["manual_dir", "data_dir"])
 
 
@@ -46,7 +48,7 @@ def main(argv: list[str]) -> None:
     data.format = layouts.detect_format(manual_dir)
   started = time.perf_counter()
   builder = tfds_builder.write_records(data, str(manual_dir), _DATA_DIR.value,
-                                       _NAME.value or data.format)
+                                       _NAME.value or data.format, _NUM_SHARDS.value)
   splits = builder.info.metadata["splits"]
   skipped = builder.info.metadata["skipped"]
   counts = ", ".join(f"{splits[name]['count']:,} {name}" for name in records.SPLITS)
