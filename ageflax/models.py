@@ -1,5 +1,8 @@
-"""Flax NNX ResNets (v1.5) with a global-average-pool age regression head.
+"""Flax NNX ResNets with a global-average-pool age regression head.
 
+Two block styles: 'v1.5' (torchvision's: bias-free convolutions, a bottleneck's stride on
+its 3x3) and 'keras_v1' (Keras applications': biases on every convolution, a bottleneck's
+stride on its first 1x1), so either family of ImageNet weights can be loaded exactly.
 The model takes uint8-range RGB images [B, H, W, 3] and normalises them itself, because
 the right normalisation is a property of the weights. Parameters are float32; the
 compute dtype is configurable (bfloat16 on GPU); the age output is always float32.
@@ -22,6 +25,7 @@ INPUT_NORMALIZATIONS = {
     "unit": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), False),
 }
 HEADS = ("relu", "affine")
+BLOCK_STYLES = ("v1.5", "keras_v1")
 CONV_IMPLS = ("xla", "matmul", "auto")
 # With conv_impl='auto', convolutions whose output is at most this many pixels per image
 # run as patch matmuls: XLA's CPU convolution is up to 100x slower there (see README).
@@ -29,7 +33,7 @@ AUTO_MATMUL_MAX_PIXELS = 64
 
 
 class Conv(nnx.Module):
-  """A bias-free 2-D convolution (HWIO kernel, NHWC input) with a selectable algorithm.
+  """A 2-D convolution (HWIO kernel, NHWC input, optional bias) with a selectable algorithm.
 
   'xla' is `lax.conv_general_dilated`; 'matmul' gathers the kernel's shifted, strided
   views of the input into patches and multiplies them by the kernel in one matmul (a
@@ -38,10 +42,13 @@ class Conv(nnx.Module):
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size: tuple[int, int], *,
-               strides: int, dtype: jnp.dtype, impl: str, rngs: nnx.Rngs):
+               strides: int, dtype: jnp.dtype, impl: str, rngs: nnx.Rngs,
+               use_bias: bool = False):
     init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
     self.kernel = nnx.Param(init(rngs.params(), (*kernel_size, in_features, out_features),
                                  jnp.float32))
+    self.bias = (nnx.Param(jnp.zeros((out_features,), jnp.float32)) if use_bias
+                 else nnx.data(None))
     self.strides = strides
     self.padding = tuple(((k - 1) // 2, k // 2) for k in kernel_size)
     self.dtype = dtype
@@ -51,9 +58,11 @@ class Conv(nnx.Module):
     x, kernel = x.astype(self.dtype), self.kernel[...].astype(self.dtype)
     out_pixels = (x.shape[1] // self.strides) * (x.shape[2] // self.strides)
     if self.impl == "matmul" or (self.impl == "auto" and out_pixels <= AUTO_MATMUL_MAX_PIXELS):
-      return _conv_as_matmul(x, kernel, self.strides, self.padding)
-    return jax.lax.conv_general_dilated(x, kernel, (self.strides,) * 2, self.padding,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      y = _conv_as_matmul(x, kernel, self.strides, self.padding)
+    else:
+      y = jax.lax.conv_general_dilated(x, kernel, (self.strides,) * 2, self.padding,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y if self.bias is None else y + self.bias[...].astype(self.dtype)
 
 
 def _conv_as_matmul(x: jax.Array, kernel: jax.Array, strides: int, padding) -> jax.Array:
@@ -87,15 +96,19 @@ class BasicBlock(nnx.Module):
 
 
 class Bottleneck(nnx.Module):
-  """1x1 reduce, 3x3 (carrying the stride, as in v1.5), 1x1 expand (ResNet50 and up)."""
+  """1x1 reduce, 3x3, 1x1 expand (ResNet50 and up).
+
+  The stride is on the 3x3 in v1.5 (torchvision) and on the first 1x1 in Keras' v1.
+  """
 
   expansion = 4
 
   def __init__(self, in_features: int, width: int, strides: int, *, layers, rngs: nnx.Rngs):
     out_features = width * self.expansion
-    self.conv1 = layers.conv(in_features, width, (1, 1), rngs=rngs)
+    reduce_strides, middle_strides = (strides, 1) if layers.stride_on_reduce else (1, strides)
+    self.conv1 = layers.conv(in_features, width, (1, 1), strides=reduce_strides, rngs=rngs)
     self.norm1 = layers.norm(width, rngs=rngs)
-    self.conv2 = layers.conv(width, width, (3, 3), strides=strides, rngs=rngs)
+    self.conv2 = layers.conv(width, width, (3, 3), strides=middle_strides, rngs=rngs)
     self.norm2 = layers.norm(width, rngs=rngs)
     self.conv3 = layers.conv(width, out_features, (1, 1), rngs=rngs)
     self.norm3 = layers.norm(out_features, last_in_block=True, rngs=rngs)
@@ -131,17 +144,19 @@ def _apply_shortcut(shortcut: Projection | None, x: jax.Array, train: bool) -> j
 
 @dataclasses.dataclass(frozen=True)
 class _Layers:
-  """Convolution and BatchNorm factories sharing dtype and initialisation choices."""
+  """Convolution and BatchNorm factories sharing dtype, block style and initialisation."""
 
   dtype: jnp.dtype
   conv_impl: str
   bn_momentum: float
   bn_epsilon: float
   zero_init_residual: bool
+  conv_bias: bool = False  # Keras' v1: a bias on every convolution
+  stride_on_reduce: bool = False  # Keras' v1: a bottleneck's stride on its first 1x1
 
   def conv(self, in_features, out_features, kernel_size, *, rngs, strides=1):
     return Conv(in_features, out_features, kernel_size, strides=strides, dtype=self.dtype,
-                impl=self.conv_impl, rngs=rngs)
+                impl=self.conv_impl, use_bias=self.conv_bias, rngs=rngs)
 
   def norm(self, num_features, *, rngs, last_in_block=False):
     # A zero scale on each block's last norm starts every residual block as the identity.
@@ -170,6 +185,7 @@ class ResNetRegressor(nnx.Module):
       bn_momentum: float = 0.9,
       bn_epsilon: float = 1e-5,
       zero_init_residual: bool = True,
+      block_style: str = "v1.5",
   ):
     if head not in HEADS:
       raise ConfigError(f"model.head must be one of {HEADS}, not {head!r}")
@@ -178,7 +194,11 @@ class ResNetRegressor(nnx.Module):
                         f"{tuple(INPUT_NORMALIZATIONS)}, not {input_normalization!r}")
     if conv_impl not in CONV_IMPLS:
       raise ConfigError(f"model.conv_impl must be one of {CONV_IMPLS}, not {conv_impl!r}")
-    layers = _Layers(jnp.dtype(dtype), conv_impl, bn_momentum, bn_epsilon, zero_init_residual)
+    if block_style not in BLOCK_STYLES:
+      raise ConfigError(f"model.block_style must be one of {BLOCK_STYLES}, not {block_style!r}")
+    keras_v1 = block_style == "keras_v1"
+    layers = _Layers(jnp.dtype(dtype), conv_impl, bn_momentum, bn_epsilon, zero_init_residual,
+                     conv_bias=keras_v1, stride_on_reduce=keras_v1)
     self.head_kind = head
     self.input_normalization = input_normalization
     self.dtype = jnp.dtype(dtype)
@@ -204,6 +224,7 @@ class ResNetRegressor(nnx.Module):
     """Globally pooled float32 backbone features [B, num_features]."""
     x = normalize_images(images, self.input_normalization).astype(self.dtype)
     x = nnx.relu(self.stem_norm(self.stem_conv(x), use_running_average=not train))
+    # -inf padding as torch's; equal to Keras' zero padding, as x >= 0 after the relu.
     x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for block in self.blocks:
       x = block(x, train)
@@ -251,6 +272,7 @@ def create_model(model_config, *, head_bias: float, seed: int) -> ResNetRegresso
       bn_momentum=model_config.bn_momentum,
       bn_epsilon=model_config.bn_epsilon,
       zero_init_residual=model_config.zero_init_residual,
+      block_style=model_config.block_style,
       **architecture,
   )
 

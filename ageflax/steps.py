@@ -16,7 +16,7 @@ import ml_collections
 import optax
 from flax import nnx, struct
 
-from ageflax import models, sharding
+from ageflax import convert, models, sharding
 from ageflax.errors import ConfigError
 
 LOSSES = ("l2", "l1", "huber")
@@ -49,10 +49,16 @@ def create_train_state(
     mesh: jax.sharding.Mesh,
     head_bias: float,
 ) -> tuple[nnx.GraphDef, TrainState]:
-  """Initialises the model and optimizer directly into replicated device memory."""
+  """Initialises the model and optimizer directly into replicated device memory.
+
+  With `model.init_from` set, the backbone starts from those converted weights and only
+  the head is freshly initialised.
+  """
+  backbone = convert.load_backbone(config.model) if config.model.init_from else None
   graphdef, _ = nnx.eval_shape(lambda: _init(config, optimizer, head_bias))
-  state = jax.jit(lambda: _init(config, optimizer, head_bias)[1],
-                  out_shardings=sharding.replicated(mesh))()
+  replicated = sharding.replicated(mesh)
+  state = jax.jit(lambda weights: _init(config, optimizer, head_bias, weights)[1],
+                  in_shardings=replicated, out_shardings=replicated)(backbone)
   return graphdef, state
 
 
@@ -78,9 +84,12 @@ def abstract_model_state(
   return graphdef, state.replace(opt_state=None)
 
 
-def _init(config, optimizer, head_bias) -> tuple[nnx.GraphDef, TrainState]:
+def _init(config, optimizer, head_bias, backbone=None) -> tuple[nnx.GraphDef, TrainState]:
   model = models.create_model(config.model, head_bias=head_bias, seed=config.seed)
   graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  if backbone is not None:  # pretrained weights everywhere but the head
+    nnx.replace_by_pure_dict(params, backbone["params"])
+    nnx.replace_by_pure_dict(batch_stats, backbone["batch_stats"])
   return graphdef, TrainState(jnp.zeros((), jnp.int32), params, batch_stats,
                               optimizer.init(params))
 

@@ -18,6 +18,7 @@ from flax import nnx
 
 from ageflax import (
   checkpointing,
+  convert,
   evaluation,
   input_pipeline,
   models,
@@ -71,6 +72,8 @@ def train_and_evaluate(
                                               config.checkpoint.keep_best)
     if checkpointer.latest_step() is not None:
       workdir_lib.check_same_config(workdir, config, allow_config_change)
+    elif config.model.init_from:  # a wrong init_from fails before the data is read
+      convert.read_backbone_info(config.model)
     _write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), config.to_dict())
     problems_path = (os.path.join(workdir, "skipped_rows.csv") if jax.process_index() == 0
                      else None)
@@ -131,14 +134,21 @@ def _set_up(config, workdir, mesh, data, checkpointer) -> tuple[_Run, steps_lib.
 
 def _initial_state(config, optimizer, mesh, head_bias, checkpointer):
   if checkpointer.latest_step() is None:
-    return steps_lib.create_train_state(config, optimizer, mesh, head_bias)
+    return _fresh_state(config, optimizer, mesh, head_bias)
   graphdef, abstract_state = steps_lib.abstract_train_state(config, optimizer, mesh, head_bias)
   step, state = checkpointer.restore_latest_readable(abstract_state)
   if step is None:
     reporting.log("no readable checkpoint in %s: starting afresh", checkpointer.directory)
-    return steps_lib.create_train_state(config, optimizer, mesh, head_bias)
+    return _fresh_state(config, optimizer, mesh, head_bias)
   reporting.log("resumed from step %d (%s)", step, checkpointer.directory)
   return graphdef, state
+
+
+def _fresh_state(config, optimizer, mesh, head_bias):
+  """A new state; its backbone from `model.init_from` when set (a resumed run ignores it)."""
+  if config.model.init_from:
+    reporting.log("backbone from %s; the head starts afresh", config.model.init_from)
+  return steps_lib.create_train_state(config, optimizer, mesh, head_bias)
 
 
 def _train(run: _Run, state: steps_lib.TrainState):

@@ -55,6 +55,8 @@ def get_config() -> ml_collections.ConfigDict:
   model.bn_momentum = 0.9  # BatchNorm running-average momentum.
   model.bn_epsilon = 1e-5  # BatchNorm epsilon.
   model.zero_init_residual = True  # Start each residual block as the identity.
+  model.block_style = "v1.5"  # v1.5 (torchvision's) or keras_v1 (conv biases, stride on 1x1).
+  model.init_from = ""  # Backbone written by scripts/convert_weights.py; '': random init.
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.name = "adam"  # adam or adamw.
