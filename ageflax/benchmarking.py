@@ -4,10 +4,11 @@ What `scripts/benchmark.py` prints and writes as JSON. Each figure is timed in s
 repetitions after warm-up and reported as median and min-max:
 
 - input_pipeline: images/s of the tf.data training stream alone (the config's image store
-  and full augmentation; the same decoding from files; the plain recipe of decode + resize +
-  flip in tf.data), also per CPU core;
+  and full augmentation; the same decoding from files; the store alone when the train step
+  augments, `data.augment.placement='device'`; the plain recipe of decode + resize + flip in
+  tf.data), also per CPU core;
 - train_step: images/s of the compiled train step on a fixed device-resident batch, with the
-  compile time apart;
+  compile time apart, and of the step that also augments the batch (placement 'device');
 - end_to_end: images/s of train steps fed by the input pipeline from a data folder;
 - utilisation: FLOP/s achieved by the step (from the compiled step's cost analysis, or the
   known ResNet count) against a matrix product timed in the same run;
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ageflax import augment as augment_lib
 from ageflax import models, optimizers, reporting, sharding, synthetic
 from ageflax import steps as steps_lib
 from ageflax.errors import ConfigError
@@ -273,7 +275,8 @@ def compile_ageflax_step(
                                                       steps_per_epoch=100)
   optimizer = optimizers.create_optimizer(config.optim, schedule)
   graphdef, state = steps_lib.create_train_state(config, optimizer, mesh, _HEAD_BIAS)
-  jitted = steps_lib.jit_train_step(graphdef, optimizer, config.train, mesh)
+  jitted = steps_lib.jit_train_step(graphdef, optimizer, config.train, mesh, config.data.augment,
+                                    config.seed)
   started = time.perf_counter()
   compiled = jitted.lower(state, batch).compile()
   compile_seconds = time.perf_counter() - started
@@ -574,6 +577,13 @@ def _per_core(figure: Figure) -> str:
   return f"{figure.median / _cores():.1f} per core"
 
 
+def with_placement(config: ml_collections.ConfigDict, placement: str) -> ml_collections.ConfigDict:
+  """A copy of `config` that augments on the 'host' (tf.data) or the 'device' (train step)."""
+  config = config.copy_and_resolve_references()
+  config.data.augment.placement = placement
+  return config
+
+
 def _augmentation(config: ml_collections.ConfigDict) -> str:
   names = {"flip": "flip", "rotation_degrees": "rotate", "shift_fraction": "shift",
            "zoom_fraction": "zoom", "brightness": "brightness", "contrast": "contrast"}
@@ -584,8 +594,9 @@ def input_pipeline_section(report: Report, config: ml_collections.ConfigDict, op
                            data) -> None:
   """Images/s of the training streams alone, and the ratios ageflax/plain.
 
-  ageflax's stream as configured, the same decoding every photo from its file when the
-  config caches them, and the plain recipe.
+  ageflax's stream augmenting on the host, the same decoding every photo from its file when
+  the config caches them, ageflax's stream that leaves augmentation to the train step
+  (placement 'device': the store and batching alone), and the plain recipe.
   """
   from ageflax import input_pipeline
 
@@ -593,18 +604,21 @@ def input_pipeline_section(report: Report, config: ml_collections.ConfigDict, op
   rows = input_pipeline.HostRows(0, batch_size)
   num_steps = PIPELINE_WARMUP_BATCHES + options.pipeline_batches
 
-  def ageflax_stream(store):
+  def ageflax_stream(store, placement):
+    data_config = with_placement(config, placement).data
     return lambda: input_pipeline.as_numpy(input_pipeline.train_dataset(
-        store, train, batch_size, rows, config.seed, 0, num_steps, config.data), config.data.dir)
+        store, train, batch_size, rows, config.seed, 0, num_steps, data_config), config.data.dir)
 
   augmentation = _augmentation(config.data)
-  cached = data.store.cache is not None
-  pipelines = {"ageflax": ageflax_stream(data.store)}
-  whats = {"ageflax": f"ageflax tf.data: {'cache' if cached else 'decode+resize'} + "
-                      f"{augmentation}"}
-  if cached:
-    pipelines["ageflax_uncached"] = ageflax_stream(dataclasses.replace(data.store, cache=None))
+  source = "cache" if data.store.cache is not None else "decode+resize"
+  pipelines = {"ageflax": ageflax_stream(data.store, "host")}
+  whats = {"ageflax": f"ageflax tf.data: {source} + {augmentation}"}
+  if data.store.cache is not None:
+    pipelines["ageflax_uncached"] = ageflax_stream(dataclasses.replace(data.store, cache=None),
+                                                   "host")
     whats["ageflax_uncached"] = f"ageflax tf.data: decode+resize + {augmentation}"
+  pipelines["ageflax_device_augment"] = ageflax_stream(data.store, "device")
+  whats["ageflax_device_augment"] = f"ageflax tf.data: {source} only (augment on device)"
   paths = _train_paths(report, data)
   if paths:
     pipelines["plain"] = lambda: plain_dataset(paths, data.store.ages[train], config.data,
@@ -616,17 +630,31 @@ def input_pipeline_section(report: Report, config: ml_collections.ConfigDict, op
                per_core=figure.scaled(1 / _cores(), "images/s/core").to_dict())
   report.add_ratio("input_pipeline", "ageflax", "plain")
   report.add_ratio("input_pipeline", "ageflax_uncached", "plain")
+  report.add_ratio("input_pipeline", "ageflax_device_augment", "plain")
 
 
 def train_step_section(report: Report, options: Options, step: AgeflaxStep, peers: dict[str, Peer],
-                       batch: dict[str, jax.Array]) -> None:
-  """Images/s of each framework's train step on a fixed batch, in interleaved rounds."""
+                       batch: dict[str, jax.Array], augmenting: AgeflaxStep | None = None,
+                       augmentation: str = "") -> None:
+  """Images/s of each framework's train step on a fixed batch, in interleaved rounds.
+
+  `step` trains on the batch as it is; `augmenting`, when given, augments it first
+  (`augmentation` names what it does), so the cost of augmenting on the device shows.
+  """
   runners = {"ageflax": lambda num_steps: step.run(batch, num_steps)}
+  if augmenting is not None:
+    runners["ageflax_device_augment"] = lambda num_steps: augmenting.run(batch, num_steps)
   runners.update({name: peer.run for name, peer in peers.items()})
   figures = interleaved_rates(runners, options.steps, options.repeats, step.batch_size)
   report.add("train_step", "ageflax", "ageflax jitted step, device-resident batch",
              figures["ageflax"], f"compile {step.compile_seconds:.1f} s",
              compile_seconds=step.compile_seconds)
+  if augmenting is not None:
+    report.add("train_step", "ageflax_device_augment",
+               f"ageflax jitted step + {augmentation} on device", figures["ageflax_device_augment"],
+               f"compile {augmenting.compile_seconds:.1f} s",
+               compile_seconds=augmenting.compile_seconds)
+    report.add_ratio("train_step", "ageflax_device_augment", "ageflax")
   for name, peer in peers.items():
     report.add("train_step", name, peer.description, figures[name],
                f"first step {peer.first_step_seconds:.1f} s",
@@ -755,15 +783,32 @@ def _step_sections(report, config, options, mesh, data) -> None:
   host_batch = synthetic_batch(config.train.batch_size, config.data.image_size, config.seed)
   batch = sharding.global_batch(host_batch, mesh, config.train.batch_size)
   reporting.log("compiling the ageflax train step")
-  step = compile_ageflax_step(config, mesh, batch)
+  step = compile_ageflax_step(config, mesh, batch)  # as configured: the end-to-end one
   step.run(batch, options.warmup_steps)
   peers = create_peers(config, options, host_batch, report) if "peers" in options.sections else {}
   if "train_step" in options.sections:
-    train_step_section(report, options, step, peers, batch)
+    plain, augmenting = _plain_and_augmenting_steps(report, config, options, mesh, batch, step)
+    train_step_section(report, options, plain, peers, batch, augmenting,
+                       _augmentation(config.data))
   if data is not None and "end_to_end" in options.sections:
     end_to_end_section(report, config, options, data, step, peers)
   if "utilisation" in options.sections:
     utilisation_section(report, config, options, step)
+
+
+def _plain_and_augmenting_steps(report, config, options, mesh, batch, step):
+  """The step without and with device augmentation; `step` (as configured) is one of them."""
+  augment = config.data.augment
+  if not (augment_lib.has_warp(augment) or augment.brightness or augment.contrast):
+    report.note("device augmentation not timed: data.augment switches nothing on")
+    return step, None
+  on_device = augment_lib.on_device(augment)
+  reporting.log("compiling the ageflax train step %s device augmentation",
+                "without" if on_device else "with")
+  other = compile_ageflax_step(with_placement(config, "host" if on_device else "device"), mesh,
+                               batch)
+  other.run(batch, options.warmup_steps)
+  return (other, step) if on_device else (step, other)
 
 
 def _settings(config: ml_collections.ConfigDict, options: Options, mesh) -> dict:

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import math
 import os
 import pathlib
 import sys
@@ -31,6 +30,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps
 
+from ageflax import age_bands as age_bands_lib
 from ageflax import layouts, records
 from ageflax.errors import DataError
 from ageflax.records import LabelledFaces, Problem, Record
@@ -40,9 +40,6 @@ REPORT_FILE = "report.md"
 PROBLEMS_FILE = "problems.csv"
 HISTOGRAM_FILE = "age_histogram.png"
 SAMPLES_FILE = "samples.png"
-# (label, first year, last year): a photo falls in the band of the floor of its age.
-AGE_BANDS = (("0-17", 0, 17), ("18-24", 18, 24), ("25-34", 25, 34), ("35-44", 35, 44),
-             ("45-54", 45, 54), ("55-64", 55, 64), ("65+", 65, math.inf))
 TOP_AGES = 10
 TOP_SIZES = 10
 SAMPLE_ROWS, SAMPLE_COLUMNS = 3, 5
@@ -331,12 +328,9 @@ def most_frequent_ages(ages: np.ndarray, top: int = TOP_AGES) -> list[dict]:
 
 def age_bands(ages: np.ndarray) -> list[dict]:
   """Photos per age band (0-17, 18-24, ..., 65+), banded by the floor of the age."""
-  years = np.floor(ages)
-  bands = []
-  for label, first, last in AGE_BANDS:
-    count = int(np.count_nonzero((years >= first) & (years <= last)))
-    bands.append({"band": label, "count": count, "share": _share(count, len(ages))})
-  return bands
+  counts = np.bincount(age_bands_lib.band_index(ages), minlength=len(age_bands_lib.AGE_BANDS))
+  return [{"band": label, "count": int(count), "share": _share(int(count), len(ages))}
+          for label, count in zip(age_bands_lib.LABELS, counts, strict=True)]
 
 
 def image_statistics(facts: Sequence[ImageFacts], faces_records: Sequence[Record]) -> dict:
@@ -376,15 +370,14 @@ def plot_age_histogram(ages: Sequence[float], path: pathlib.Path, name: str) -> 
   counts = np.bincount(years) if len(years) else np.zeros(1, int)
   figure = Figure(figsize=(13, 5.5), dpi=110, layout="constrained")
   axes = figure.add_subplot()
-  band_of_year = [next(i for i, (_, first, last) in enumerate(AGE_BANDS) if first <= y <= last)
-                  for y in range(len(counts))]
+  band_of_year = age_bands_lib.band_index(np.arange(len(counts)))
   colours = ["#3b75af" if band % 2 == 0 else "#7fa9d6" for band in band_of_year]
   axes.bar(np.arange(len(counts)), counts, width=0.85, color=colours)
   top = max(counts.max(), 1) * 1.2  # headroom for the band labels
   axes.set_ylim(0, top)
   right_end = max(len(counts), 70)
   axes.set_xlim(-1, right_end)
-  for label, first, last in AGE_BANDS:
+  for label, first, last in age_bands_lib.AGE_BANDS:
     if first:
       axes.axvline(first - 0.5, color="#555555", linestyle="--", linewidth=1)
     in_band = int(np.count_nonzero((years >= first) & (years <= last)))

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from ageflax import augment as augment_lib
 from ageflax import layouts, preprocessing, records, tfds_builder
 from ageflax.errors import DataError
 from ageflax.image_store import ImageStore, create_store
@@ -79,7 +80,8 @@ def train_dataset(
 ) -> tf.data.Dataset:
   """Batches {'image' uint8, 'age' float32} for steps start_step .. num_steps - 1.
 
-  Step s covers epoch s // steps_per_epoch; its augmentation uses seed (seed, s).
+  Step s covers epoch s // steps_per_epoch; its augmentation uses seed (seed, s). With
+  `data.augment.placement='device'` the images come unaugmented: the train step augments.
   With `host_shard`, `indices` are this host's shard of the training photos.
   """
   per_epoch = steps_per_epoch(len(indices), rows.size if host_shard else global_batch_size)
@@ -95,11 +97,13 @@ def train_dataset(
     return tf.data.Dataset.from_tensor_slices((steps, batch_rows))
 
   ages = tf.constant(store.ages)
+  augment_on_host = not augment_lib.on_device(config.augment)
 
   def load(step, batch_rows):
-    images = preprocessing.augment_batch(
-        store.gather(batch_rows), tf.stack([tf.cast(seed, tf.int64), step]),
-        global_batch_size, rows.start, config.augment)
+    images = store.gather(batch_rows)
+    if augment_on_host:
+      images = preprocessing.augment_batch(images, tf.stack([tf.cast(seed, tf.int64), step]),
+                                           global_batch_size, rows.start, config.augment)
     return {"image": images, "age": tf.gather(ages, batch_rows)}
 
   first_epoch = start_step // per_epoch

@@ -1,8 +1,9 @@
-"""Progress lines (step, loss, MAE, images/s, ETA) and TensorBoard summaries.
+"""Progress lines (step, loss, MAE, images/s, ETA), TensorBoard summaries, metric history.
 
-Only process 0 writes summaries and progress lines; every process runs the same code.
+Only process 0 writes summaries, history and progress lines; every process runs the same code.
 """
 
+import json
 import os
 import time
 
@@ -68,6 +69,24 @@ class Progress:
     values = " | ".join(f"{name} {value:.4g}" for name, value in metrics.items())
     return (f"step {step}/{self._total} (epoch {step / steps_per_epoch:.2f}) | {values} | "
             f"{steps_per_s * self._batch:.1f} img/s | ETA {format_duration(eta)}")
+
+
+def append_history(path: str | os.PathLike, record: dict) -> list[dict]:
+  """Adds `record` (with a 'step') to the JSON list in `path`; returns the whole history.
+
+  Records from `record`'s step on are dropped first: a run resumed from an earlier
+  checkpoint validates those steps again. The file is replaced atomically.
+  """
+  history = []
+  if os.path.exists(path):
+    with open(path) as f:
+      history = json.load(f)
+  history = [r for r in history if r["step"] < record["step"]] + [record]
+  temporary = f"{path}.tmp"
+  with open(temporary, "w") as f:
+    json.dump(history, f, indent=1)
+  os.replace(temporary, path)
+  return history
 
 
 def log(message: str, *args) -> None:

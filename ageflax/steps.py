@@ -16,6 +16,7 @@ import ml_collections
 import optax
 from flax import nnx, struct
 
+from ageflax import augment as augment_lib
 from ageflax import convert, models, sharding
 from ageflax.errors import ConfigError
 
@@ -102,12 +103,21 @@ def train_step(
     optimizer: optax.GradientTransformation,
     loss: str,
     huber_delta: float,
+    augment: ml_collections.ConfigDict | None = None,
+    seed: int = 0,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimizer step on a global batch; returns the new state and batch metrics."""
+  """One optimizer step on a global batch; returns the new state and batch metrics.
+
+  With `augment` (the `data.augment` section), the uint8 images are augmented first, each
+  with randomness drawn from (seed, state.step, its row in the global batch).
+  """
+  images = batch["image"]
+  if augment is not None:
+    images = augment_lib.augment_batch(images, seed, state.step, augment)
 
   def loss_fn(params, batch_stats):
     model = nnx.merge(graphdef, params, batch_stats, copy=True)
-    predictions = model(batch["image"], train=True)
+    predictions = model(images, train=True)
     losses = per_example_loss(predictions, batch["age"], loss, huber_delta)
     return jnp.mean(losses), (predictions, nnx.state(model, nnx.BatchStat))
 
@@ -148,12 +158,20 @@ def jit_train_step(
     optimizer: optax.GradientTransformation,
     train_config: ml_collections.ConfigDict,
     mesh: jax.sharding.Mesh,
+    augment_config: ml_collections.ConfigDict | None = None,
+    seed: int = 0,
 ) -> Callable:
-  """`train_step` compiled for the mesh: batch sharded, state replicated and donated."""
+  """`train_step` compiled for the mesh: batch sharded, state replicated and donated.
+
+  The step augments its batch when `augment_config` (`data.augment`) has placement
+  'device'; `seed` is the training seed its randomness starts from.
+  """
   if train_config.loss not in LOSSES:
     raise ConfigError(f"train.loss must be one of {LOSSES}, not {train_config.loss!r}")
+  on_device = augment_config is not None and augment_lib.on_device(augment_config)
   step = functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
-                           loss=train_config.loss, huber_delta=train_config.huber_delta)
+                           loss=train_config.loss, huber_delta=train_config.huber_delta,
+                           augment=augment_config if on_device else None, seed=seed)
   replicated = sharding.replicated(mesh)
   return jax.jit(step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0)

@@ -17,12 +17,14 @@ import numpy as np
 from flax import nnx
 
 from ageflax import (
+  augment,
   checkpointing,
   convert,
   evaluation,
   input_pipeline,
   models,
   optimizers,
+  plots,
   preemption,
   reporting,
   sharding,
@@ -32,6 +34,8 @@ from ageflax import workdir as workdir_lib
 from ageflax.errors import ConfigError, TrainingError
 
 DATA_SUMMARY_FILE = "data_summary.json"
+HISTORY_FILE = "history.json"  # train and validation metrics of every validation
+TRAIN_CURVES_FILE = "train_curves.png"
 
 
 @dataclasses.dataclass
@@ -101,6 +105,7 @@ def check_config(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> 
   sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
   if config.train.loss not in steps_lib.LOSSES:
     raise ConfigError(f"train.loss must be one of {steps_lib.LOSSES}, not {config.train.loss!r}")
+  augment.check_config(config.data.augment)
   schedule = optimizers.create_learning_rate_schedule(config.optim, 100, 10)
   optimizers.create_optimizer(config.optim, schedule)
   nnx.eval_shape(lambda: models.create_model(config.model, head_bias=0.0, seed=0))
@@ -125,7 +130,8 @@ def _set_up(config, workdir, mesh, data, checkpointer) -> tuple[_Run, steps_lib.
       total_steps=total_steps,
       eval_every_steps=max(1, round(config.eval.every_epochs * per_epoch)),
       schedule=schedule,
-      train_step=steps_lib.jit_train_step(graphdef, optimizer, config.train, mesh),
+      train_step=steps_lib.jit_train_step(graphdef, optimizer, config.train, mesh,
+                                          config.data.augment, config.seed),
       eval_step=steps_lib.jit_eval_step(graphdef, mesh),
       checkpointer=checkpointer, writer=reporting.SummaryWriter(workdir),
   )
@@ -177,6 +183,7 @@ def _train(run: _Run, state: steps_lib.TrainState):
         metrics = {f"train_{k}": v for k, v in _mean_metrics(epoch_window, step).items()}
         epoch_window = []
         metrics.update(_validate(run, state, step, metrics["train_mae"]))
+        _record_history(run, step, metrics)
         run.checkpointer.save(state, config, _checkpoint_metrics(metrics))
       elif step % config.checkpoint.every_steps == 0:
         _mean_metrics(log_window, step)
@@ -234,24 +241,47 @@ def _validate(run: _Run, state, step: int, train_mae: float) -> dict[str, float]
     return {}
   started = time.perf_counter()
   result = evaluate_split(run.eval_step, state, run.data, "validation", config, run.mesh)
-  run.writer.scalars(step, {f"validation/{k}": v for k, v in result.metrics.items()})
+  metrics = dict(result.metrics, loss=_validation_loss(run, result))
+  run.writer.scalars(step, {f"validation/{k}": v for k, v in metrics.items()})
   reporting.log("epoch %.2f: train MAE %.3f | validation MAE %.3f, RMSE %.3f, bias %+.3f "
                 "on %d photos (%.1fs)", epoch, train_mae, result.metrics["mae"],
                 result.metrics["rmse"], result.metrics["mean_error"], result.metrics["count"],
                 time.perf_counter() - started)
-  return {f"validation_{name}": value for name, value in result.metrics.items()}
+  return {f"validation_{name}": value for name, value in metrics.items()}
+
+
+def _validation_loss(run: _Run, result: evaluation.EvalResult) -> float:
+  """The training loss on the validation photos, from their predictions (for the curves)."""
+  indices = run.data.indices("validation")
+  predictions = np.array([result.predictions[int(i)] for i in indices], np.float32)
+  losses = steps_lib.per_example_loss(predictions, run.data.store.ages[indices],
+                                      run.config.train.loss, run.config.train.huber_delta)
+  return float(np.mean(losses))
+
+
+def _record_history(run: _Run, step: int, metrics: dict[str, float]) -> None:
+  """Appends this validation to WORKDIR/history.json and redraws train_curves.png."""
+  if jax.process_index() != 0:
+    return
+  record = {"step": step, "epoch": step / run.steps_per_epoch, **metrics}
+  history = reporting.append_history(os.path.join(run.workdir, HISTORY_FILE), record)
+  plots.plot_train_curves(history, os.path.join(run.workdir, TRAIN_CURVES_FILE),
+                          run.config.train.loss)
 
 
 def evaluate_split(
     eval_step, state, data: input_pipeline.PreparedData, split: str,
-    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh, flip_tta: bool = False,
 ) -> evaluation.EvalResult:
-  """Evaluates `state` on every photo of `split`, each counted once, on any number of hosts."""
+  """Evaluates `state` on every photo of `split`, each counted once, on any number of hosts.
+
+  With `flip_tta`, each photo's prediction is the mean over it and its mirror image.
+  """
   rows = input_pipeline.HostRows(*sharding.host_rows(mesh, config.eval.batch_size))
   dataset = input_pipeline.eval_dataset(data.store, data.indices(split), config.eval.batch_size,
                                         rows, config.data)
   batches = input_pipeline.as_numpy(dataset, config.data.dir)
-  return evaluation.evaluate(eval_step, state, batches, mesh, config.eval.batch_size)
+  return evaluation.evaluate(eval_step, state, batches, mesh, config.eval.batch_size, flip_tta)
 
 
 def _write_json(path: str, values: dict) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import ml_collections
 
+import configs
 from ageflax.errors import ConfigError
 
 CONFIG_FILE = "config.json"
@@ -21,6 +22,7 @@ LOCK_FILE = ".lock"
 RESUMABLE_CHANGES = (
     "data.dir", "data.num_threads", "data.prefetch_batches", "data.cache", "data.cache_max_gb",
     "data.verify_images", "train.log_every_steps", "checkpoint.every_steps", "eval.batch_size",
+    "eval.legal_age", "eval.challenge_age",
 )
 
 
@@ -83,7 +85,8 @@ def check_same_config(workdir: str, config: ml_collections.ConfigDict, allow_cha
   if not os.path.exists(path):
     return
   with open(path) as f:
-    saved = json.load(f)
+    # Fields added since the run was saved read as today's defaults, not as changes.
+    saved = configs.with_current_defaults(ml_collections.ConfigDict(json.load(f))).to_dict()
   changed = [name for name in changed_fields(saved, config.to_dict())
              if name not in RESUMABLE_CHANGES]
   if changed and not allow_changes:

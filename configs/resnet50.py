@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   augment.brightness = 0.0  # Add uniform [-b, b] x 255 to every pixel (0: off).
   augment.contrast = 0.0  # Scale contrast by a uniform factor in [1 - c, 1 + c] (0: off).
   augment.fill_mode = "reflect"  # Pixels warped in from outside: reflect, nearest, wrap, constant.
+  augment.placement = "host"  # Where: 'host' (tf.data) or 'device' (JAX, in the train step).
 
   config.model = model = ml_collections.ConfigDict()
   model.name = "resnet50"  # resnet18, resnet34, resnet50, resnet101 or resnet152.
@@ -82,6 +83,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 64  # Global evaluation batch size.
   config.eval.every_epochs = 1.0  # Validate every this many epochs (and at the end).
+  config.eval.legal_age = 18.0  # Alcohol check: the youngest age that may buy alcohol.
+  config.eval.challenge_age = 25.0  # Alcohol check: estimated younger than this is asked for ID.
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 1000  # Also save mid-epoch every this many steps.

@@ -47,10 +47,13 @@ def _assert_positive_figure(entry: dict, count: int) -> None:
 def test_every_section_reports_positive_finite_figures(tiny_run):
   _, report = tiny_run
   sections = report["sections"]
-  assert set(sections["input_pipeline"]) == {"prepare", "ageflax", "ageflax_uncached", "plain"}
-  assert set(sections["train_step"]) == set(sections["end_to_end"]) == {"ageflax", *_PEERS}
-  expected_utilisation = {"matmul", *(f"{section} {name}" for section in ("train_step",
-                                      "end_to_end") for name in ("ageflax", *_PEERS))}
+  assert set(sections["input_pipeline"]) == {"prepare", "ageflax", "ageflax_uncached",
+                                             "ageflax_device_augment", "plain"}
+  assert set(sections["train_step"]) == {"ageflax", "ageflax_device_augment", *_PEERS}
+  assert set(sections["end_to_end"]) == {"ageflax", *_PEERS}
+  expected_utilisation = {"matmul", *(f"{section} {name}" for section, names in (
+      ("train_step", sections["train_step"]), ("end_to_end", sections["end_to_end"]))
+      for name in names)}
   assert set(sections["utilisation"]) == expected_utilisation
   for section, entries in sections.items():
     for name, entry in entries.items():
@@ -58,6 +61,7 @@ def test_every_section_reports_positive_finite_figures(tiny_run):
       if section == "input_pipeline":
         _assert_positive_figure(entry["per_core"], count=1 if name == "prepare" else 2)
   assert sections["train_step"]["ageflax"]["compile_seconds"] > 0
+  assert sections["train_step"]["ageflax_device_augment"]["compile_seconds"] > 0
   for name in _PEERS:
     assert sections["train_step"][name]["first_step_seconds"] > 0
   fractions = [entry["fraction"] for name, entry in sections["utilisation"].items()
@@ -71,6 +75,8 @@ def test_ratio_lines_are_printed_as_in_the_json(tiny_run):
   stdout, report = tiny_run
   printed = dict(re.findall(r"^ratio (\S+ \S+): (\d+\.\d\d)$", stdout, re.MULTILINE))
   expected = {"input_pipeline ageflax/plain", "input_pipeline ageflax_uncached/plain",
+              "input_pipeline ageflax_device_augment/plain",
+              "train_step ageflax_device_augment/ageflax",
               *(f"{section} ageflax/{peer}" for section in ("train_step", "end_to_end")
                 for peer in _PEERS)}
   assert set(printed) == set(report["ratios"]) == expected
@@ -89,8 +95,9 @@ def test_the_train_step_section_runs_without_tensorflow(tmp_path):
   assert "note: keras peer skipped" in result.stdout
   report = json.loads(output.read_text())
   assert set(report["sections"]) == {"train_step", "utilisation"}
-  _assert_positive_figure(report["sections"]["train_step"]["ageflax"], count=2)
-  assert "ratio" not in result.stdout
+  for name in ("ageflax", "ageflax_device_augment"):  # augmenting on the device needs no TF
+    _assert_positive_figure(report["sections"]["train_step"][name], count=2)
+  assert set(report["ratios"]) == {"train_step ageflax_device_augment/ageflax"}
 
 
 def test_an_unknown_section_is_a_one_line_error():

@@ -167,6 +167,20 @@ def test_resuming_at_any_step_gives_the_same_stream(prepared):
   assert not np.array_equal(other_seed[0]["age"], full[0]["age"])
 
 
+def test_with_device_augmentation_the_stream_carries_the_stored_pixels(prepared):
+  config = _data_config("unused")
+  config.augment.placement = "device"
+  batches = list(input_pipeline.train_dataset(
+      prepared.store, prepared.splits["train"], 8, input_pipeline.HostRows(0, 8), 0, 0, 2,
+      config).as_numpy_iterator())
+  order = prepared.splits["train"][input_pipeline.epoch_order(36, seed=0, epoch=0)]
+  for step, batch in enumerate(batches):
+    stored = prepared.store.gather(tf.constant(order[step * 8:(step + 1) * 8])).numpy()
+    np.testing.assert_array_equal(batch["image"], stored)
+  host_augmented = _train_batches(prepared, 0, 1)[0]["image"]
+  assert not np.array_equal(host_augmented, batches[0]["image"])
+
+
 def test_hosts_feed_disjoint_rows_of_the_same_global_batch(prepared):
   whole = _train_batches(prepared, 0, 3)
   first = _train_batches(prepared, 0, 3, rows=input_pipeline.HostRows(0, 4))

@@ -7,6 +7,9 @@ import pytest
 from conftest import error_line, run_entry_point, tiny_train_args, write_face_folder
 
 from ageflax import synthetic
+from ageflax import workdir as workdir_lib
+from ageflax.errors import ConfigError
+from configs import tiny
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +133,19 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_eval_without_checkpoints_is_a_clear_error(tmp_path):
   result = run_entry_point(["scripts/eval.py", f"--workdir={tmp_path}"])
   assert "no checkpoints in" in error_line(result)
+
+
+def test_a_run_saved_before_a_config_field_existed_resumes(trained, tmp_path):
+  data, workdir, *_ = trained
+  saved = json.loads((workdir / "config.json").read_text())
+  del saved["data"]["augment"]["placement"]  # as written before the field was added
+  old = tmp_path / "old"
+  old.mkdir()
+  (old / "config.json").write_text(json.dumps(saved))
+  config = tiny.get_config()
+  config.data.dir = str(data)
+  config.train.num_epochs = saved["train"]["num_epochs"]
+  workdir_lib.check_same_config(str(old), config, allow_changes=False)
+  config.data.augment.placement = "device"
+  with pytest.raises(ConfigError, match=r"data\.augment\.placement: 'host' -> 'device'"):
+    workdir_lib.check_same_config(str(old), config, allow_changes=False)
