@@ -1,0 +1,15 @@
+"""The 45-minute CPU run on real faces: cpu.py trained longer, with L1 loss and a test split."""
+
+import ml_collections
+
+from configs import cpu
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """cpu.py with what a 2-core, 45-minute budget affords; the test split is never trained on."""
+  config = cpu.get_config()
+  config.data.test_fraction = 0.1  # Held out from training and model selection.
+  config.model.conv_impl = "matmul"  # 1.2x faster than 'auto' on this network (README).
+  config.train.loss = "l1"  # Optimises the reported metric, MAE, directly.
+  config.train.num_epochs = 13.0
+  return config
