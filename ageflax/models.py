@@ -1,4 +1,4 @@
-"""Flax NNX ResNets with a global-average-pool age regression head.
+"""Flax NNX ResNets with a global-average-pool age head.
 
 Two block styles: 'v1.5' (torchvision's: bias-free convolutions, a bottleneck's stride on
 its 3x3) and 'keras_v1' (Keras applications': biases on every convolution, a bottleneck's
@@ -6,6 +6,8 @@ stride on its first 1x1), so either family of ImageNet weights can be loaded exa
 The model takes uint8-range RGB images [B, H, W, 3] and normalises them itself, because
 the right normalisation is a property of the weights. Parameters are float32; the
 compute dtype is configurable (bfloat16 on GPU); the age output is always float32.
+The head regresses the age (Dense(1), 'relu' or 'affine'), or ('dex') is a softmax over
+one bin per year whose expected value is the age (see `ageflax.dex`).
 This module never imports TensorFlow.
 """
 
@@ -16,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ageflax import dex
 from ageflax.errors import ConfigError
 
 # Per-channel (mean, std) of pixel values in [0, 255], and whether channels go BGR.
@@ -24,7 +27,11 @@ INPUT_NORMALIZATIONS = {
     "caffe": ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0), True),
     "unit": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), False),
 }
-HEADS = ("relu", "affine")
+HEADS = ("relu", "affine", "dex")
+# The dex head starts as a Gaussian of this width in years over its bins, centred on the
+# training mean age: it first predicts that mean, as the affine head does, where a uniform
+# start would predict dex_max_age / 2 (50) for everyone; every age keeps some mass.
+DEX_INIT_SIGMA = 15.0
 BLOCK_STYLES = ("v1.5", "keras_v1")
 CONV_IMPLS = ("xla", "matmul", "auto")
 # With conv_impl='auto', convolutions whose output is at most this many pixels per image
@@ -168,7 +175,11 @@ class _Layers:
 
 
 class ResNetRegressor(nnx.Module):
-  """ResNet backbone + global average pool + Dense(1) age head."""
+  """ResNet backbone + global average pool + an age head: Dense(1), or Dense(bins) for 'dex'.
+
+  `head_bias` is where the head starts: the affine head's output, the centre of the dex
+  head's distribution (the training mean age); the relu head ignores it.
+  """
 
   def __init__(
       self,
@@ -186,9 +197,13 @@ class ResNetRegressor(nnx.Module):
       bn_epsilon: float = 1e-5,
       zero_init_residual: bool = True,
       block_style: str = "v1.5",
+      dex_max_age: int = 100,
   ):
     if head not in HEADS:
       raise ConfigError(f"model.head must be one of {HEADS}, not {head!r}")
+    if head == "dex" and not (int(dex_max_age) == dex_max_age and dex_max_age >= 1):
+      raise ConfigError(f"model.dex_max_age must be a whole number of years >= 1, "
+                        f"not {dex_max_age!r}")
     if input_normalization not in INPUT_NORMALIZATIONS:
       raise ConfigError(f"model.input_normalization must be one of "
                         f"{tuple(INPUT_NORMALIZATIONS)}, not {input_normalization!r}")
@@ -212,13 +227,16 @@ class ResNetRegressor(nnx.Module):
         in_features = width * 2**stage * block_cls.expansion
     self.blocks = nnx.List(blocks)
     self.num_features = in_features
-    # An affine head starts at exactly `head_bias` (big_vision's zero-init head); a relu
-    # head needs a random kernel, or relu(0) passes no gradient.
-    kernel_init = (nnx.initializers.zeros if head == "affine"
-                   else nnx.initializers.lecun_normal())
-    self.head = nnx.Linear(in_features, 1, dtype=jnp.float32, param_dtype=jnp.float32,
-                           kernel_init=kernel_init,
-                           bias_init=nnx.initializers.constant(head_bias), rngs=rngs)
+    # Affine and dex heads start at exactly their bias (big_vision's zero-init head); a
+    # relu head needs a random kernel, or relu(0) passes no gradient.
+    kernel_init = (nnx.initializers.lecun_normal() if head == "relu"
+                   else nnx.initializers.zeros)
+    bias_init = (_log_gaussian(head_bias, DEX_INIT_SIGMA) if head == "dex"
+                 else nnx.initializers.constant(head_bias))
+    num_outputs = int(dex_max_age) + 1 if head == "dex" else 1
+    self.head = nnx.Linear(in_features, num_outputs, dtype=jnp.float32,
+                           param_dtype=jnp.float32, kernel_init=kernel_init,
+                           bias_init=bias_init, rngs=rngs)
 
   def features(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Globally pooled float32 backbone features [B, num_features]."""
@@ -230,10 +248,40 @@ class ResNetRegressor(nnx.Module):
       x = block(x, train)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
+  def head_outputs(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """The head's float32 outputs [B, K]: the age (K = 1), or the dex head's bin logits."""
+    return self.head(self.features(images, train))
+
+  def ages_from_outputs(self, outputs: jax.Array) -> jax.Array:
+    """Predicted ages, float32 [B], from `head_outputs`."""
+    if self.head_kind == "dex":
+      return dex.expected_age(jax.nn.softmax(outputs, axis=-1))
+    ages = outputs[:, 0]
+    return nnx.relu(ages) if self.head_kind == "relu" else ages
+
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Predicted ages, float32 [B]."""
-    ages = self.head(self.features(images, train))[:, 0]
-    return nnx.relu(ages) if self.head_kind == "relu" else ages
+    return self.ages_from_outputs(self.head_outputs(images, train))
+
+  def age_distribution(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """The dex head's P(age = k) for k = 0..model.dex_max_age, float32 [B, bins].
+
+    `dex.age_spread` and `dex.probability_under` turn it into each photo's spread and
+    P(age < threshold).
+    """
+    if self.head_kind != "dex":
+      raise ConfigError(f"an age distribution needs model.head='dex', not {self.head_kind!r}")
+    return jax.nn.softmax(self.head_outputs(images, train), axis=-1)
+
+
+def _log_gaussian(centre: float, sigma: float):
+  """Bias init: a Gaussian's log density over bins of ages 0..K-1 (up to a constant)."""
+
+  def init(key, shape, dtype=jnp.float32):
+    del key  # deterministic
+    return (-jnp.square(dex.bin_ages(shape[0]) - centre) / (2 * sigma**2)).astype(dtype)
+
+  return init
 
 
 def normalize_images(images: jax.Array, kind: str) -> jax.Array:
@@ -265,7 +313,7 @@ def create_model(model_config, *, head_bias: float, seed: int) -> ResNetRegresso
   return ResNetRegressor(
       rngs=nnx.Rngs(seed),
       head=model_config.head,
-      head_bias=head_bias if model_config.head == "affine" else 0.0,
+      head_bias=0.0 if model_config.head == "relu" else head_bias,
       input_normalization=model_config.input_normalization,
       dtype=model_config.dtype,
       conv_impl=model_config.conv_impl,
@@ -273,6 +321,7 @@ def create_model(model_config, *, head_bias: float, seed: int) -> ResNetRegresso
       bn_epsilon=model_config.bn_epsilon,
       zero_init_residual=model_config.zero_init_residual,
       block_style=model_config.block_style,
+      dex_max_age=model_config.dex_max_age,
       **architecture,
   )
 

@@ -1,6 +1,7 @@
 """Learning-rate schedules, optimizers and the resolution of durations given in epochs or steps."""
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -42,7 +43,47 @@ def create_learning_rate_schedule(
 def create_optimizer(
     config: ml_collections.ConfigDict, schedule: optax.Schedule
 ) -> optax.GradientTransformation:
-  """`optim.name` 'adam' or 'adamw' (decay on conv/dense kernels only), optional clipping."""
+  """`optim.name` 'adam' or 'adamw' (decay on conv/dense kernels only), optional clipping.
+
+  With `optim.backbone_learning_rate_multiplier` != 1 or `optim.freeze_backbone_steps` > 0,
+  the head and the backbone each get their own optimizer (`optax.multi_transform`): the
+  head follows `schedule`, the backbone the multiplier times it, and 0 (no update at all)
+  during its first `freeze_backbone_steps` steps. Otherwise the optimizer state keeps the
+  single optimizer's layout, so runs saved before these fields existed still resume.
+  """
+  multiplier, frozen_steps = _backbone_controls(config)
+  if multiplier == 1.0 and frozen_steps == 0:
+    optimizer = _optimizer(config, schedule)
+  else:
+    def backbone_schedule(count):
+      return jnp.where(count < frozen_steps, 0.0, multiplier * schedule(count))
+
+    optimizer = optax.multi_transform(
+        {"head": _optimizer(config, schedule),
+         "backbone": _optimizer(config, backbone_schedule)}, _head_or_backbone)
+  if config.grad_clip_norm:  # over all parameters together, as without the split
+    optimizer = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), optimizer)
+  return optimizer
+
+
+def _backbone_controls(config: ml_collections.ConfigDict) -> tuple[float, int]:
+  multiplier = config.backbone_learning_rate_multiplier
+  if not multiplier >= 0:
+    raise ConfigError(f"optim.backbone_learning_rate_multiplier must be >= 0, not {multiplier!r}")
+  frozen_steps = config.freeze_backbone_steps
+  if not (int(frozen_steps) == frozen_steps and frozen_steps >= 0):
+    raise ConfigError(f"optim.freeze_backbone_steps must be a whole number >= 0, "
+                      f"not {frozen_steps!r}")
+  return float(multiplier), int(frozen_steps)
+
+
+def _head_or_backbone(params):
+  """'head' for the head's parameters (the model's `head` attribute), else 'backbone'."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: "head" if path[0].key == "head" else "backbone", params)
+
+
+def _optimizer(config: ml_collections.ConfigDict, schedule) -> optax.GradientTransformation:
   if config.name == "adam":
     optimizer = optax.adam(schedule, b1=config.b1, b2=config.b2, eps=config.eps)
   elif config.name == "adamw":
@@ -50,8 +91,6 @@ def create_optimizer(
                             weight_decay=config.weight_decay, mask=_kernels_only)
   else:
     raise ConfigError(f"optim.name must be 'adam' or 'adamw', not {config.name!r}")
-  if config.grad_clip_norm:
-    optimizer = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), optimizer)
   return optimizer
 
 

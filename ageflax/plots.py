@@ -120,7 +120,7 @@ def plot_train_curves(history: Sequence[dict], path: str | os.PathLike, loss_nam
     history: one record per validation, with 'epoch' and train_/validation_ metrics
       (loss, mae; validation rmse); a metric absent from a record is left out there.
     path: the PNG to write.
-    loss_name: the training loss (l2, l1, huber), for the loss panel's label.
+    loss_name: the training loss (l2, l1, huber, dex), for the loss panel's label.
   """
   figure = Figure(figsize=(13, 5), dpi=110, layout="constrained")
   loss_axes, mae_axes = figure.subplots(1, 2)

@@ -17,10 +17,11 @@ import optax
 from flax import nnx, struct
 
 from ageflax import augment as augment_lib
-from ageflax import convert, models, sharding
+from ageflax import convert, dex, models, sharding
 from ageflax.errors import ConfigError
 
-LOSSES = ("l2", "l1", "huber")
+REGRESSION_LOSSES = ("l2", "l1", "huber")  # on the predicted age, for any head but 'dex'
+LOSSES = (*REGRESSION_LOSSES, "dex")  # 'dex': cross-entropy over the dex head's age bins
 
 
 @struct.dataclass
@@ -34,14 +35,31 @@ class TrainState:
 
 
 def per_example_loss(predictions: jax.Array, ages: jax.Array, loss: str, huber_delta: float):
-  """L2 (squared error, the study's), L1 or Huber loss per example."""
+  """L2 (squared error, the study's), L1 or Huber loss per example, on predicted ages."""
   if loss == "l2":
     return jnp.square(predictions - ages)
   if loss == "l1":
     return jnp.abs(predictions - ages)
   if loss == "huber":
     return optax.huber_loss(predictions, ages, delta=huber_delta)
-  raise ConfigError(f"train.loss must be one of {LOSSES}, not {loss!r}")
+  raise ConfigError(f"train.loss must be one of the regression losses {REGRESSION_LOSSES} "
+                    f"here, not {loss!r}")
+
+
+def check_loss(head: str, loss: str, label_sigma: float) -> None:
+  """Raises ConfigError unless `train.loss` (and its `label_sigma`) can train `model.head`."""
+  if loss not in LOSSES:
+    raise ConfigError(f"train.loss must be one of {LOSSES}, not {loss!r}")
+  if head == "dex" and loss != "dex":
+    raise ConfigError(f"model.head='dex' trains with train.loss='dex' (cross-entropy over its "
+                      f"age bins), not {loss!r}")
+  if loss == "dex" and head != "dex":
+    raise ConfigError(f"train.loss='dex' needs model.head='dex', not {head!r}")
+  if not label_sigma >= 0:
+    raise ConfigError(f"train.label_sigma must be >= 0 years, not {label_sigma!r}")
+  if label_sigma and loss != "dex":
+    raise ConfigError(f"train.label_sigma={label_sigma!r} smooths the labels of "
+                      f"train.loss='dex' only; set it to 0 with train.loss={loss!r}")
 
 
 def create_train_state(
@@ -105,8 +123,12 @@ def train_step(
     huber_delta: float,
     augment: ml_collections.ConfigDict | None = None,
     seed: int = 0,
+    label_sigma: float = 0.0,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a global batch; returns the new state and batch metrics.
+
+  `loss` is a regression loss on the predicted ages, or 'dex': the cross-entropy of the
+  dex head's bins against the true ages' labels (Gaussian of width `label_sigma`, if > 0).
 
   With `augment` (the `data.augment` section), the uint8 images are augmented first, each
   with randomness drawn from (seed, state.step, its row in the global batch).
@@ -117,8 +139,13 @@ def train_step(
 
   def loss_fn(params, batch_stats):
     model = nnx.merge(graphdef, params, batch_stats, copy=True)
-    predictions = model(images, train=True)
-    losses = per_example_loss(predictions, batch["age"], loss, huber_delta)
+    check_loss(model.head_kind, loss, label_sigma)  # at trace time
+    outputs = model.head_outputs(images, train=True)
+    predictions = model.ages_from_outputs(outputs)
+    if loss == "dex":
+      losses = dex.cross_entropy(outputs, batch["age"], label_sigma)
+    else:
+      losses = per_example_loss(predictions, batch["age"], loss, huber_delta)
     return jnp.mean(losses), (predictions, nnx.state(model, nnx.BatchStat))
 
   (loss_value, (predictions, batch_stats)), grads = jax.value_and_grad(
@@ -171,7 +198,8 @@ def jit_train_step(
   on_device = augment_config is not None and augment_lib.on_device(augment_config)
   step = functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
                            loss=train_config.loss, huber_delta=train_config.huber_delta,
-                           augment=augment_config if on_device else None, seed=seed)
+                           augment=augment_config if on_device else None, seed=seed,
+                           label_sigma=train_config.label_sigma)
   replicated = sharding.replicated(mesh)
   return jax.jit(step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0)

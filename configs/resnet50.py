@@ -49,7 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = model = ml_collections.ConfigDict()
   model.name = "resnet50"  # resnet18, resnet34, resnet50, resnet101 or resnet152.
-  model.head = "relu"  # 'relu': Dense(1) + relu as in the study; 'affine': no activation.
+  model.head = "relu"  # 'relu': Dense(1) + relu (the study); 'affine'; 'dex': softmax over ages.
+  model.dex_max_age = 100  # The dex head's bins: one per year of age 0..dex_max_age.
   model.input_normalization = "imagenet"  # imagenet (mean/std), caffe (BGR - mean), unit.
   model.dtype = "float32"  # Compute dtype: float32, or bfloat16 on GPU/TPU.
   model.conv_impl = "xla"  # xla, matmul (patches x kernel) or auto (matmul on small maps).
@@ -71,12 +72,15 @@ def get_config() -> ml_collections.ConfigDict:
   optim.eps = 1e-7  # Adam epsilon (Keras' default, as in the study).
   optim.weight_decay = 0.0  # AdamW decoupled weight decay on kernels.
   optim.grad_clip_norm = 0.0  # Clip gradients to this global norm (0: off).
+  optim.backbone_learning_rate_multiplier = 1.0  # Backbone's learning rate: this x the head's.
+  optim.freeze_backbone_steps = 0  # The backbone gets no updates in the first this many steps.
 
   config.train = train = ml_collections.ConfigDict()
   train.batch_size = 32  # Global batch size, split over all devices of all hosts.
   train.num_epochs = 5.0  # Training length in epochs.
   train.num_steps = placeholder(int)  # Training length in steps; wins when set.
-  train.loss = "l2"  # l2 (mean squared error, the study's), l1 or huber.
+  train.loss = "l2"  # l2 (mean squared error, the study's), l1, huber; dex for the dex head.
+  train.label_sigma = 0.0  # dex loss: Gaussian label smoothing width in years (0: one-hot).
   train.huber_delta = 5.0  # Huber loss: quadratic within this many years.
   train.log_every_steps = 50  # Progress line and summaries every this many steps.
 
