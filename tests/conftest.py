@@ -84,6 +84,35 @@ def write_utkface_folder(directory: pathlib.Path, num_images: int, seed: int = 0
   return directory
 
 
+def data_config(directory, base=None, **fields):
+  """The `data` section of `base` (default configs/tiny.py) reading `directory`.
+
+  Field names with `__` reach into subsections: `csv__path="x.csv"` sets data.csv.path.
+  """
+  from configs import tiny
+
+  config = (base or tiny.get_config()).data
+  config.dir = str(directory)
+  for name, value in fields.items():
+    *parents, key = name.split("__")
+    section = config
+    for parent in parents:
+      section = section[parent]
+    section[key] = value
+  return config
+
+
+def learnable_batch(mesh, size: int = 8, seed: int = 0) -> dict:
+  """A global batch of 32x32 images whose brightness follows the age, so a model can learn."""
+  from ageflax import sharding
+
+  rng = np.random.default_rng(seed)
+  ages = rng.uniform(5, 80, size).astype(np.float32)
+  images = np.clip(ages[:, None, None, None] * 3 + rng.normal(0, 10, (size, 32, 32, 3)),
+                   0, 255).astype(np.uint8)
+  return sharding.global_batch({"image": images, "age": ages}, mesh, size)
+
+
 def write_labels(directory: pathlib.Path, rows, header=("file_name", "real_age"),
                  name: str = "labels.csv") -> None:
   with open(directory / name, "w", newline="") as f:

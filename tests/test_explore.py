@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from conftest import (
+  data_config,
   error_line,
   run_entry_point,
   write_appa_real_folder,
@@ -28,18 +29,6 @@ GOOD_ROWS = [("a.jpg", "30"), ("b.jpg", "30"), ("c.jpg", "30"), ("d.jpg", "25"),
 BAD_ROWS = [("missing.jpg", "40"), ("bad_age.jpg", "thirty"), ("old.jpg", "150"), ("a.jpg", "31"),
             ("", "20"), ("e2.jpg", ""), ("trunc.jpg", "50")]
 USABLE_AGES = [30, 30, 30, 25, 25, 27, 17.5, 18, 64, 65, 90, 44.9, 35]
-
-
-def _data_config(directory, **fields):
-  config = resnet50.get_config().data
-  config.dir = str(directory)
-  for name, value in fields.items():
-    *parents, key = name.split("__")
-    section = config
-    for parent in parents:
-      section = section[parent]
-    section[key] = value
-  return config
 
 
 def _write_undecodable_png(path):
@@ -72,7 +61,7 @@ def _write_broken_study_folder(directory):
 def broken_study(tmp_path_factory):
   folder = _write_broken_study_folder(tmp_path_factory.mktemp("study") / "faces")
   out = folder.parent / "overview"
-  return folder, out, explore.explore(_data_config(folder), out)
+  return folder, out, explore.explore(data_config(folder, resnet50.get_config()), out)
 
 
 def test_counts_ages_and_bands_of_the_study_layout(broken_study):
@@ -153,7 +142,7 @@ def test_utkface_names_lacking_a_field_count_as_missing(tmp_path):
   write_jpeg(folder / "150_0_1_20170116174525126.jpg.chip.jpg", 150, rng)
   first = sorted((folder / "part1").glob("*.chip.jpg"))[0]
   shutil.copy(first, folder / "7_0_0_20170116174525127.jpg.chip.jpg")
-  summary = explore.explore(_data_config(folder), tmp_path / "out")
+  summary = explore.explore(data_config(folder, resnet50.get_config()), tmp_path / "out")
   assert summary["format"] == "utkface"
   assert summary["missing_values"] == {"file names": {"rows": 7, "missing": {
       "AGE": 0, "GENDER": 0, "RACE": 1, "DATETIME": 0}}}
@@ -170,9 +159,10 @@ def test_utkface_names_lacking_a_field_count_as_missing(tmp_path):
 
 def test_appa_real_reports_each_split_file_and_either_target(tmp_path):
   folder = write_appa_real_folder(tmp_path / "appa", (4, 2, 2))
-  real = explore.explore(_data_config(folder), tmp_path / "real")
-  apparent = explore.explore(_data_config(folder, appa_real__target="apparent_age"),
-                             tmp_path / "apparent")
+  real = explore.explore(data_config(folder, resnet50.get_config()), tmp_path / "real")
+  apparent = explore.explore(
+      data_config(folder, resnet50.get_config(), appa_real__target="apparent_age"),
+      tmp_path / "apparent")
   columns = dict.fromkeys(["file_name", "num_ratings", "apparent_age_avg", "apparent_age_std",
                            "real_age"], 0)
   assert real["missing_values"] == {"gt_avg_test.csv": {"rows": 2, "missing": columns},
@@ -193,8 +183,10 @@ def test_any_csv_counts_empty_cells_of_every_column(tmp_path):
   write_labels(folder / "meta", [("p1.jpg", 20, "f"), ("p2.jpg", 40, ""), ("p3.jpg", "", "")],
                header=("path", "age_years", "gender"), name="people.csv")
   summary = explore.explore(
-      _data_config(folder, format="csv", csv__path="meta/people.csv", csv__image_root="photos",
-                   csv__file_column="path", csv__age_column="age_years"), tmp_path / "out")
+      data_config(folder, resnet50.get_config(), format="csv", csv__path="meta/people.csv",
+                  csv__image_root="photos", csv__file_column="path",
+                  csv__age_column="age_years"),
+      tmp_path / "out")
   assert summary["missing_values"] == {
       "people.csv": {"rows": 3, "missing": {"path": 0, "age_years": 1, "gender": 2}}}
   assert summary["ages"]["mean"] == 30 and summary["photos"]["usable"] == 2

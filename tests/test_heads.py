@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import run_entry_point, tiny_train_args, write_face_folder
+from conftest import learnable_batch, run_entry_point, tiny_train_args, write_face_folder
 from flax import nnx
 
 from ageflax import dex, models, optimizers, sharding, steps
@@ -17,14 +17,6 @@ from ageflax.errors import ConfigError
 from configs import tiny
 
 IMAGES = jnp.asarray(np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3)), jnp.uint8)
-
-
-def _batch(mesh, size=8, seed=0):
-  rng = np.random.default_rng(seed)
-  ages = rng.uniform(5, 80, size).astype(np.float32)
-  images = np.clip(ages[:, None, None, None] * 3 + rng.normal(0, 10, (size, 32, 32, 3)),
-                   0, 255).astype(np.uint8)
-  return sharding.global_batch({"image": images, "age": ages}, mesh, size)
 
 
 def _model_config(**overrides):
@@ -95,7 +87,7 @@ def test_dex_loss_falls_on_a_fixed_batch(label_sigma):
   optimizer = optax.adam(0.05)
   graphdef, state = steps.create_train_state(config, optimizer, mesh, head_bias=40.0)
   train_step = steps.jit_train_step(graphdef, optimizer, config.train, mesh)
-  batch = _batch(mesh)
+  batch = learnable_batch(mesh)
   # The cross-entropy cannot fall below the labels' entropy; what lies above it must halve.
   labels = dex.label_distribution(batch["age"], 101, label_sigma)
   floor = float(jnp.mean(-jnp.sum(jax.scipy.special.xlogy(labels, labels), axis=-1)))
@@ -127,7 +119,7 @@ def _fine_tuning_setup(**optim):
       lambda path, x: jnp.full_like(x, 0.1) if _in_head(path) and path[1].key == "kernel" else x,
       state.params)
   train_step = steps.jit_train_step(graphdef, optimizer, config.train, mesh)
-  return train_step, state.replace(params=params), _batch(mesh)
+  return train_step, state.replace(params=params), learnable_batch(mesh)
 
 
 def _in_head(path) -> bool:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from conftest import (
+  data_config,
   error_line,
   run_entry_point,
   tiny_train_args,
@@ -18,19 +19,6 @@ from conftest import (
 
 from ageflax import layouts, records
 from ageflax.errors import ConfigError, DataError
-from configs import tiny
-
-
-def _data_config(directory, **fields):
-  config = tiny.get_config().data
-  config.dir = str(directory)
-  for name, value in fields.items():
-    section = config
-    *parents, key = name.split("__")
-    for parent in parents:
-      section = section[parent]
-    section[key] = value
-  return config
 
 
 @pytest.mark.parametrize("writer, expected", [
@@ -45,14 +33,14 @@ def test_the_layout_is_told_from_the_files(tmp_path, writer, expected):
 def test_an_unknown_layout_names_what_was_looked_for(tmp_path):
   write_jpeg(tmp_path / "photo.jpg", 30, np.random.default_rng(0))
   with pytest.raises(DataError, match=r"cannot tell the layout of .*set data\.format"):
-    layouts.read_faces(_data_config(tmp_path))
+    layouts.read_faces(data_config(tmp_path))
   with pytest.raises(ConfigError, match=r"data\.format must be 'auto' or one of"):
-    layouts.read_faces(_data_config(tmp_path, format="imdb"))
+    layouts.read_faces(data_config(tmp_path, format="imdb"))
 
 
 def test_appa_real_keeps_its_splits_and_prefers_face_crops(tmp_path):
   folder = write_appa_real_folder(tmp_path / "appa", (6, 3, 3))
-  faces = layouts.read_faces(_data_config(folder))
+  faces = layouts.read_faces(data_config(folder))
   assert not faces.problems
   splits = records.split_records(faces.records, 0.25, 0.0, seed=0)
   assert {name: len(part) for name, part in splits.items()} == {
@@ -61,17 +49,17 @@ def test_appa_real_keeps_its_splits_and_prefers_face_crops(tmp_path):
                                                          "000008.jpg"}
   crops = {r.file_name: r.path.endswith("_face.jpg") for r in faces.records}
   assert crops == {f"{i:06d}.jpg": bool(i % 3) for i in range(12)}
-  without_crops = layouts.read_faces(_data_config(folder, appa_real__face_crops=False))
+  without_crops = layouts.read_faces(data_config(folder, appa_real__face_crops=False))
   assert not any(r.path.endswith("_face.jpg") for r in without_crops.records)
 
 
 def test_appa_real_target_is_real_or_apparent_age(tmp_path):
   folder = write_appa_real_folder(tmp_path / "appa", (4, 2, 2))
-  real = layouts.read_faces(_data_config(folder))
-  apparent = layouts.read_faces(_data_config(folder, appa_real__target="apparent_age"))
+  real = layouts.read_faces(data_config(folder))
+  apparent = layouts.read_faces(data_config(folder, appa_real__target="apparent_age"))
   assert [a.age - r.age for r, a in zip(real.records, apparent.records, strict=True)] == [3.0] * 8
   with pytest.raises(ConfigError, match=r"data\.appa_real\.target must be one of"):
-    layouts.read_faces(_data_config(folder, appa_real__target="mean_age"))
+    layouts.read_faces(data_config(folder, appa_real__target="mean_age"))
 
 
 def test_appa_real_per_rating_files_are_averaged(tmp_path):
@@ -116,7 +104,7 @@ def test_utkface_ages_come_from_the_names_and_bad_names_are_reported(tmp_path):
   write_jpeg(folder / "x_0_0_20170116174525125.jpg", 1, rng)
   (folder / "notes.txt").write_text("hello")
   (folder / ".DS_Store").write_text("hidden")
-  faces = layouts.read_faces(_data_config(folder))
+  faces = layouts.read_faces(data_config(folder))
   assert len(faces.records) == 6
   assert all(r.age == float(r.file_name.split("/")[-1].split("_")[0]) for r in faces.records)
   assert sorted(p.describe() for p in faces.problems) == [
@@ -138,7 +126,7 @@ def test_any_csv_with_configured_columns_and_image_root(tmp_path):
   write_labels(folder / "meta", [(f"a/{i}.png", "x", 20 + i) for i in range(4)] +
                [("a/9.png", "x", 30), ("a/1.png", "x", "twenty")],
                header=("photo", "note", "years"), name="list.csv")
-  config = _data_config(folder, format="csv", csv__path="meta/list.csv", csv__image_root="pics",
+  config = data_config(folder, format="csv", csv__path="meta/list.csv", csv__image_root="pics",
                         csv__file_column="photo", csv__age_column="years")
   faces = layouts.read_faces(config)
   assert [(r.file_name, r.age) for r in faces.records] == [(f"a/{i}.png", 20.0 + i)

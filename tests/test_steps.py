@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import learnable_batch
 
 from ageflax import optimizers, sharding, steps
 from ageflax.errors import ConfigError
@@ -21,19 +22,11 @@ def _setup(loss="l2", learning_rate=0.05):
   return config, mesh, optimizer, graphdef, state
 
 
-def _batch(mesh, size=8, seed=0):
-  rng = np.random.default_rng(seed)
-  ages = rng.uniform(5, 80, size).astype(np.float32)
-  images = np.clip(ages[:, None, None, None] * 3 + rng.normal(0, 10, (size, 32, 32, 3)),
-                   0, 255).astype(np.uint8)
-  return sharding.global_batch({"image": images, "age": ages}, mesh, size)
-
-
 @pytest.mark.parametrize("loss", ["l2", "l1", "huber"])
 def test_loss_falls_on_a_fixed_batch(loss):
   config, mesh, optimizer, graphdef, state = _setup(loss)
   train_step = steps.jit_train_step(graphdef, optimizer, config.train, mesh)
-  batch = _batch(mesh)
+  batch = learnable_batch(mesh)
   losses = []
   for _ in range(30):
     state, metrics = train_step(state, batch)
@@ -50,7 +43,7 @@ def test_train_step_compiles_once_and_updates_batch_statistics():
   train_step = jax.jit(counted, donate_argnums=0)
   before = jax.tree.map(np.asarray, state.batch_stats)
   for seed in range(3):
-    state, _ = train_step(state, _batch(mesh, seed=seed))
+    state, _ = train_step(state, learnable_batch(mesh, seed=seed))
   after = jax.tree.map(np.asarray, state.batch_stats)
   changed = jax.tree.map(lambda a, b: not np.allclose(a, b), before, after)
   assert all(jax.tree.leaves(changed))

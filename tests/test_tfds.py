@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from conftest import (
+  data_config,
   error_line,
   run_entry_point,
   tiny_train_args,
@@ -13,17 +14,10 @@ from conftest import (
 
 from ageflax import input_pipeline, tfds_builder
 from ageflax.errors import DataError
-from configs import tiny
-
-
-def _data_config(directory, source="folder", **fields):
-  config = tiny.get_config().data
-  config.update(dir=str(directory), source=source, **fields)
-  return config
 
 
 def _write(tmp_path, folder, **fields):
-  builder = tfds_builder.write_records(_data_config(folder, **fields), str(folder),
+  builder = tfds_builder.write_records(data_config(folder, **fields), str(folder),
                                       str(tmp_path / "records"), "test")
   return builder.data_dir
 
@@ -39,9 +33,9 @@ def test_records_give_exactly_the_folders_examples(tmp_path, layout):
   else:
     write_utkface_folder(folder, 30)
   fields = {"max_bad_fraction": 0.1, "test_fraction": 0.1}
-  from_folder = input_pipeline.prepare(_data_config(folder, **fields), None)
+  from_folder = input_pipeline.prepare(data_config(folder, **fields), None)
   from_records = input_pipeline.prepare(
-      _data_config(_write(tmp_path, folder, **fields), "tfds", **fields), None)
+      data_config(_write(tmp_path, folder, **fields), source="tfds", **fields), None)
   assert from_records.summary() == from_folder.summary()
   for split in ("train", "validation", "test"):
     folder_rows, record_rows = from_folder.indices(split), from_records.indices(split)
@@ -69,7 +63,7 @@ def test_metadata_keeps_split_settings_statistics_and_skipped_rows(tmp_path):
 
 def test_each_host_reads_an_equal_disjoint_shard_of_train_and_all_of_validation(tmp_path):
   folder = write_face_folder(tmp_path / "faces", 41)
-  config = _data_config(_write(tmp_path, folder), "tfds")
+  config = data_config(_write(tmp_path, folder), source="tfds")
   hosts = [input_pipeline.prepare(config, None, index, 2) for index in range(2)]
   whole = input_pipeline.prepare(config, None)
   shards = [{h.store.file_names[i] for i in h.indices("train")} for h in hosts]
@@ -90,21 +84,21 @@ def test_each_host_reads_an_equal_disjoint_shard_of_train_and_all_of_validation(
 
 def test_a_split_setting_other_than_the_records_is_named(tmp_path, caplog):
   records_dir = _write(tmp_path, write_face_folder(tmp_path / "faces", 20))
-  input_pipeline.prepare(_data_config(records_dir, "tfds", validation_fraction=0.5), None)
+  input_pipeline.prepare(data_config(records_dir, source="tfds", validation_fraction=0.5), None)
   assert "data.validation_fraction=0.5 (records: 0.25)" in caplog.text
 
 
 def test_missing_or_ambiguous_records_are_named(tmp_path):
   folder = write_face_folder(tmp_path / "faces", 20)
   with pytest.raises(DataError, match=r"holds no prepared records .*prepare_tfds\.py"):
-    input_pipeline.prepare(_data_config(folder, "tfds"), None)
+    input_pipeline.prepare(data_config(folder, source="tfds"), None)
   _write(tmp_path, folder)
-  tfds_builder.write_records(_data_config(folder), str(folder), str(tmp_path / "records"),
+  tfds_builder.write_records(data_config(folder), str(folder), str(tmp_path / "records"),
                              "other")
   with pytest.raises(DataError, match=r"holds 2 prepared datasets; set data\.dir to one of"):
-    input_pipeline.prepare(_data_config(tmp_path / "records", "tfds"), None)
+    input_pipeline.prepare(data_config(tmp_path / "records", source="tfds"), None)
   with pytest.raises(DataError, match=r"data\.source must be 'folder' or 'tfds'"):
-    input_pipeline.prepare(_data_config(folder, "gcs"), None)
+    input_pipeline.prepare(data_config(folder, source="gcs"), None)
 
 
 def test_prepare_script_then_training_from_records_matches_training_from_the_folder(tmp_path):
