@@ -246,7 +246,7 @@ def prepare(
   _report_problems(faces, problems_path)
   position = {record.key: i for i, record in enumerate(faces.records)}
   splits = records.split_records(faces.records, config.validation_fraction,
-                                 config.test_fraction, config.split_seed)
+                                 config.test_fraction, config.split_seed, config.split_by)
   indices = {name: np.array([position[r.key] for r in split], np.int64)
              for name, split in splits.items()}
   return PreparedData(store, indices, faces.problems)

@@ -215,14 +215,17 @@ def write_problems(problems: Sequence[Problem], path: str | os.PathLike) -> None
 
 
 def split_records(
-    records: Sequence[Record], validation_fraction: float, test_fraction: float, seed: int
+    records: Sequence[Record], validation_fraction: float, test_fraction: float, seed: int,
+    split_by: str = "file_name",
 ) -> dict[str, tuple[Record, ...]]:
   """Splits records into train/validation/test, deterministically for a given seed.
 
   A layout that carries its own splits (every record has `split`) keeps them. Otherwise
-  each photo's split depends only on (seed, file name), ranked by a stable hash, so the
-  split does not change when rows are reordered, and the validation set does not move
-  when the training seed does.
+  each photo's split depends only on the seed and its file name (`split_by='file_name'`)
+  or its file bytes (`split_by='content'`), ranked by a stable hash, so the split does not
+  change when rows are reordered, and the validation set does not move when the training
+  seed does. By content, byte-identical copies of a photo always share a split, so no
+  copy of a training photo is scored as held out.
   """
   if records and all(r.split is not None for r in records):
     return {name: tuple(sorted((r for r in records if r.split == name), key=_record_key))
@@ -230,21 +233,44 @@ def split_records(
   if validation_fraction < 0 or test_fraction < 0 or validation_fraction + test_fraction >= 1:
     raise DataError(f"data.validation_fraction ({validation_fraction:g}) and data.test_fraction "
                     f"({test_fraction:g}) must be >= 0 and sum to less than 1")
-  ranked = sorted(records, key=lambda r: _split_hash(seed, r.file_name))
-  num_validation = round(len(ranked) * validation_fraction)
-  num_test = round(len(ranked) * test_fraction)
-  held_out = num_validation + num_test
-  splits = {
-      "validation": ranked[:num_validation],
-      "test": ranked[num_validation:held_out],
-      "train": ranked[held_out:],
-  }
+  groups = _split_groups(records, seed, split_by)
+  num_validation = round(len(records) * validation_fraction)
+  held_out = num_validation + round(len(records) * test_fraction)
+  splits = {name: [] for name in SPLITS}
+  placed = 0
+  for group in groups:  # A whole group goes where its first photo falls in the ranking.
+    name = "validation" if placed < num_validation else "test" if placed < held_out else "train"
+    splits[name] += group
+    placed += len(group)
   return {name: tuple(sorted(part, key=_record_key)) for name, part in splits.items()}
+
+
+def _split_groups(records: Sequence[Record], seed: int, split_by: str) -> list[list[Record]]:
+  """Records grouped by their split hash (one group per photo, or per set of identical
+  files), groups in hash order, each group in file-name order."""
+  if split_by == "file_name":
+    hashed = [(_split_hash(seed, r.file_name.encode()), r) for r in records]
+  elif split_by == "content":
+    hashed = [(_split_hash(seed, _file_bytes(r)), r) for r in records]
+  else:
+    raise DataError(f"data.split_by must be 'file_name' or 'content', not {split_by!r}")
+  groups: dict[bytes, list[Record]] = {}
+  for digest, record in sorted(hashed, key=lambda pair: (pair[0], pair[1].file_name)):
+    groups.setdefault(digest, []).append(record)
+  return list(groups.values())
+
+
+def _file_bytes(record: Record) -> bytes:
+  try:
+    return pathlib.Path(record.path).read_bytes()
+  except OSError as e:
+    raise DataError(f"{record.path}: cannot read the file to split by content "
+                    f"({e.strerror or e})") from None
 
 
 def _record_key(record: Record) -> tuple[str, int]:
   return record.key
 
 
-def _split_hash(seed: int, file_name: str) -> bytes:
-  return hashlib.sha256(f"{seed}:{file_name}".encode()).digest()
+def _split_hash(seed: int, key: bytes) -> bytes:
+  return hashlib.sha256(f"{seed}:".encode() + key).digest()

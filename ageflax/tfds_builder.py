@@ -27,7 +27,7 @@ from ageflax.records import Record
 
 NAME = "face_ages"
 # The `data` config fields that decide which photos go into which split.
-SPLIT_FIELDS = ("validation_fraction", "test_fraction", "split_seed")
+SPLIT_FIELDS = ("validation_fraction", "test_fraction", "split_seed", "split_by")
 SKIPPED_ROWS_FILE = "skipped_rows.csv"
 # Every image is decoded once while writing, to set aside the undecodable; the size the
 # decoded pixels are resized to does not matter, so keep it small.
@@ -77,7 +77,7 @@ class FaceAges(tfds.core.GeneratorBasedBuilder):
     data = _data_config(self.builder_config.data_json, dl_manager.manual_dir)
     faces = checked_faces(data)
     splits = records.split_records(faces.records, data.validation_fraction, data.test_fraction,
-                                   data.split_seed)
+                                   data.split_seed, data.split_by)
     self.info.metadata.update(_metadata(data, faces, splits))
     return {name: self._generate_examples(part) for name, part in splits.items() if part}
 
@@ -200,8 +200,8 @@ class PreparedRecords:
   def warn_on_changed_split(self, data: ml_collections.ConfigDict) -> None:
     """The split was fixed when the records were written; say so if the config differs."""
     written = self.metadata["split"]
-    changed = [f"data.{name}={data[name]} (records: {written[name]})"
-               for name in SPLIT_FIELDS if data[name] != written[name]]
+    changed = [f"data.{name}={data[name]} (records: {written.get(name)})"
+               for name in SPLIT_FIELDS if data[name] != written.get(name)]
     if changed:
       logging.warning("%s: using the split the records were written with, not %s",
                       self.builder.data_dir, ", ".join(changed))

@@ -8,8 +8,10 @@ from configs import cpu
 def get_config() -> ml_collections.ConfigDict:
   """cpu.py with what a 2-core, 45-minute budget affords; the test split is never trained on."""
   config = cpu.get_config()
+  config.data.validation_fraction = 0.1  # 2,132 of the real faces: enough to pick a checkpoint.
   config.data.test_fraction = 0.1  # Held out from training and model selection.
+  config.data.split_by = "content"  # Copies of a photo never straddle train and held-out.
   config.model.conv_impl = "matmul"  # 1.2x faster than 'auto' on this network (README).
   config.train.loss = "l1"  # Optimises the reported metric, MAE, directly.
-  config.train.num_epochs = 13.0
+  config.train.num_epochs = 12.0
   return config

@@ -17,6 +17,9 @@ def get_config() -> ml_collections.ConfigDict:
   data.validation_fraction = 0.25  # Share of photos held out for validation (study: 25%).
   data.test_fraction = 0.0  # Share held out as a test set, never used in training.
   data.split_seed = 0  # Seeds the split; independent of `seed` so runs share a split.
+  # 'file_name', or 'content': byte-identical photos share a split (no copy of a training
+  # photo is scored as held out); reads every file once more to hash it.
+  data.split_by = "file_name"
   data.max_age = 120.0  # Ages above this are rejected as absurd.
   data.max_image_megapixels = 40.0  # Larger images (by their header) are rejected unread.
   data.bad_rows = "skip"  # 'skip': set bad rows aside, listed at start; 'error': abort.

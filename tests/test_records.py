@@ -152,3 +152,22 @@ def test_split_fractions_are_validated(face_folder):
   faces = layouts.read_labels_csv(face_folder)
   with pytest.raises(DataError, match="validation_fraction"):
     records.split_records(faces.records, 0.7, 0.3, seed=0)
+
+
+def test_content_split_keeps_identical_photos_together(tmp_path):
+  folder = write_face_folder(tmp_path / "f", 120, size=8)
+  files = sorted((folder / "final_files").iterdir())
+  for copy in files[1:40:3]:  # 13 photos that are byte-identical copies of another's file
+    copy.write_bytes(files[0].read_bytes())
+  faces = layouts.read_labels_csv(folder)
+  copies = {f.name for f in files[:1] + files[1:40:3]}
+  by_name = records.split_records(faces.records, 0.25, 0.25, seed=0)
+  assert sum(bool(copies & {r.file_name for r in part}) for part in by_name.values()) > 1
+  by_content = records.split_records(faces.records, 0.25, 0.25, seed=0, split_by="content")
+  holding = [name for name, part in by_content.items() if copies & {r.file_name for r in part}]
+  assert len(holding) == 1 and copies <= {r.file_name for r in by_content[holding[0]]}
+  assert sum(len(part) for part in by_content.values()) == 120
+  assert by_content == records.split_records(faces.records[::-1], 0.25, 0.25, seed=0,
+                                             split_by="content")
+  with pytest.raises(DataError, match="split_by must be 'file_name' or 'content', not 'size'"):
+    records.split_records(faces.records, 0.25, 0.25, seed=0, split_by="size")

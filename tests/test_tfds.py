@@ -51,11 +51,12 @@ def test_records_give_exactly_the_folders_examples(tmp_path, layout):
 def test_metadata_keeps_split_settings_statistics_and_skipped_rows(tmp_path):
   folder = write_face_folder(tmp_path / "faces", 40)
   (folder / "final_files" / "00002.jpg").unlink()
-  records_dir = _write(tmp_path, folder, max_bad_fraction=0.1, split_seed=7)
+  records_dir = _write(tmp_path, folder, max_bad_fraction=0.1, split_seed=7,
+                       split_by="content")
   metadata = tfds_builder.load_builder(str(tmp_path / "records")).info.metadata
   assert metadata["format"] == "labels_csv"
   assert metadata["split"] == {"validation_fraction": 0.25, "test_fraction": 0.0,
-                               "split_seed": 7}
+                               "split_seed": 7, "split_by": "content"}
   assert metadata["splits"]["train"]["count"] + metadata["splits"]["validation"]["count"] == 39
   assert metadata["skipped"] == ["labels.csv row 4 (00002.jpg): file not found"]
   assert "00002.jpg" in (tmp_path / records_dir / tfds_builder.SKIPPED_ROWS_FILE).read_text()
