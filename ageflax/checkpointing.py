@@ -73,6 +73,10 @@ class Checkpointer:
     """Whether the job's processes agreed to stop at `step` (multi-process preemption)."""
     return self._manager.reached_preemption(step)
 
+  def all_steps(self) -> list[int]:
+    """The steps of every finished checkpoint, oldest first."""
+    return sorted(self._manager.all_steps())
+
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
@@ -99,7 +103,7 @@ class Checkpointer:
     Returns:
       (step, state), or (None, None) when no checkpoint is readable.
     """
-    for step in sorted(self._manager.all_steps(), reverse=True):
+    for step in reversed(self.all_steps()):
       try:
         return step, self.restore(step, abstract_state)
       except Exception as e:

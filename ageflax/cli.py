@@ -31,8 +31,10 @@ def initialize_distributed_from_flags() -> None:
     logging.set_verbosity(logging.WARNING)
 
 
-# Orbax warns at every save without validation metrics (the mid-epoch saves, by design).
-_EXPECTED_WARNINGS = ("did not provide metrics",)
+# Orbax warns at every save without validation metrics (the mid-epoch saves, by design),
+# and whenever a checkpoint folder is opened read-only (prediction and evaluation).
+_EXPECTED_WARNINGS = ("did not provide metrics", "Given directory is read only",
+                      "setting save_interval_steps=0")
 
 
 class _OwnInfoOnly(python_logging.Filter):
