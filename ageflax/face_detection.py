@@ -21,7 +21,7 @@ from ageflax.errors import ConfigError
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 # Measured by scripts/calibrate_face_crop.py on ../shared/data/faces (README).
-DEFAULT_CROP_SCALE = 0.96
+DEFAULT_CROP_SCALE = 0.97
 DEFAULT_CROP_SHIFT = 0.08
 
 

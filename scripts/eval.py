@@ -34,6 +34,7 @@ from ageflax import (
 )
 from ageflax import steps as steps_lib
 from ageflax.errors import ConfigError
+from ageflax.id_check import IdCheckPolicy
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,
@@ -91,10 +92,7 @@ def _set_alcohol_ages(config) -> None:
     config.eval.legal_age = _LEGAL_AGE.value
   if _CHALLENGE_AGE.value is not None:
     config.eval.challenge_age = _CHALLENGE_AGE.value
-  legal, challenge = config.eval.legal_age, config.eval.challenge_age
-  if not 0 < legal <= challenge:
-    raise ConfigError(f"the legal age ({legal:g}) must be above 0 and at most the challenge "
-                      f"age ({challenge:g}): --legal_age, --challenge_age")
+  IdCheckPolicy(config.eval.legal_age, config.eval.challenge_age)  # checks the pair
 
 
 def _choose_split(config) -> str:
