@@ -734,6 +734,8 @@ def configure(config: ml_collections.ConfigDict, *, model: str = "", image_size:
               batch_size: int = 0, data_dir: str = "") -> ml_collections.ConfigDict:
   """A copy of `config` with the benchmark's overrides; an empty or 0 one keeps the config's."""
   config = config.copy_and_resolve_references()
+  # The peers train the study's Dense(1) with MSE; so does ageflax here, for a like comparison.
+  config.model.head, config.train.loss, config.train.label_sigma = "relu", "l2", 0.0
   if model:
     config.model.name = model
   if image_size:

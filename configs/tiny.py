@@ -11,6 +11,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.image_size = 32
   config.data.num_threads = 2
   config.model.name = "_resnet_tiny"
+  # The tests' expectations (e.g. validation loss = MSE) are written for a regression head.
+  config.model.head = "affine"
+  config.train.loss = "l2"
+  config.train.label_sigma = 0.0
   config.train.batch_size = 8
   config.train.num_epochs = 2.0
   config.train.log_every_steps = 2
