@@ -10,7 +10,7 @@ import csv
 import dataclasses
 import os
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -129,8 +129,3 @@ def _resized(image: np.ndarray, image_size: int) -> np.ndarray:
 def _first_line(error: Exception) -> str:
   message = getattr(error, "message", None) or str(error) or type(error).__name__
   return message.strip().splitlines()[0][:200]
-
-
-def stacked(photos: Iterable[Photo]) -> np.ndarray:
-  """The images of the photos that have one, as one uint8 batch [N, S, S, 3]."""
-  return np.stack([photo.image for photo in photos if photo.image is not None])
