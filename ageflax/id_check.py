@@ -26,6 +26,14 @@ class IdCheckPolicy:
     if self.max_risk is not None and not 0 <= self.max_risk < 1:
       raise ConfigError(f"--max_risk must be a probability in [0, 1), not {self.max_risk:g}")
 
+  @classmethod
+  def from_config(cls, eval_config, legal_age: float | None = None,
+                  challenge_age: float | None = None,
+                  max_risk: float | None = None) -> "IdCheckPolicy":
+    """The policy of a run's `eval` config section, with any given age laid over it."""
+    return cls(eval_config.legal_age if legal_age is None else legal_age,
+               eval_config.challenge_age if challenge_age is None else challenge_age, max_risk)
+
   def needs_id(self, age: float, p_under_legal: float | None = None) -> bool:
     """Whether to ask for ID, given the estimate and (dex head) P(age < legal age)."""
     if age < self.challenge_age:

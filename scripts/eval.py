@@ -88,11 +88,8 @@ def main(argv: list[str]) -> None:
 
 def _set_alcohol_ages(config) -> None:
   """Lays --legal_age and --challenge_age over the config's and checks the pair."""
-  if _LEGAL_AGE.value is not None:
-    config.eval.legal_age = _LEGAL_AGE.value
-  if _CHALLENGE_AGE.value is not None:
-    config.eval.challenge_age = _CHALLENGE_AGE.value
-  IdCheckPolicy(config.eval.legal_age, config.eval.challenge_age)  # checks the pair
+  policy = IdCheckPolicy.from_config(config.eval, _LEGAL_AGE.value, _CHALLENGE_AGE.value)
+  config.eval.legal_age, config.eval.challenge_age = policy.legal_age, policy.challenge_age
 
 
 def _choose_split(config) -> str:

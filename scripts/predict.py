@@ -88,14 +88,12 @@ def main(argv: list[str]) -> None:
 
 
 def _policy(predictor: Predictor) -> IdCheckPolicy:
-  legal = _LEGAL_AGE.value if _LEGAL_AGE.value is not None else predictor.config.eval.legal_age
-  challenge = (_CHALLENGE_AGE.value if _CHALLENGE_AGE.value is not None
-               else predictor.config.eval.challenge_age)
   if _MAX_RISK.value is not None and not predictor.has_distribution:
     raise ConfigError(f"--max_risk needs a run trained with model.head='dex' (its P(age < "
                       f"legal age)); {_WORKDIR.value} has the {predictor.config.model.head!r} "
                       "head")
-  return IdCheckPolicy(legal, challenge, _MAX_RISK.value)
+  return IdCheckPolicy.from_config(predictor.config.eval, _LEGAL_AGE.value, _CHALLENGE_AGE.value,
+                                   _MAX_RISK.value)
 
 
 def _warm_up(predictor: Predictor) -> float:
