@@ -7,11 +7,12 @@ QUICKSTART_RUN := runs/quickstart
 
 .PHONY: venv quickstart test lint clean
 
-# The venv is (re)built when missing or when requirements.txt changes.
-$(VENV)/.installed: requirements.txt
+# The venv is (re)built when missing or when the pins (pyproject.toml) change; the package
+# is installed editable, with its console entry points (ageflax-train, ageflax-eval, ...).
+$(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -25,10 +26,12 @@ quickstart: venv
 	$(PY) scripts/eval.py --workdir=$(QUICKSTART_RUN) --data_dir=$(SYNTHETIC)/heldout
 
 test: venv
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) runs data

@@ -1,105 +1,13 @@
-"""The study's setup (ResNet50 + global average pool, Adam, 224x224) with the head that won.
+"""The study's setup: ResNet50 + global average pool, Adam, 224x224 (the package's defaults).
 
-The study's head was Dense(1, relu) with MSE: `--config.model.head=relu
---config.train.loss=l2 --config.train.label_sigma=0`. On the real faces the dex head with
-label smoothing beat it (README, "Which head"), so it is the default.
+  python train.py --config=configs/resnet50.py --config.data.dir=DATA --workdir=runs/r50
 """
 
 import ml_collections
-from ml_collections.config_dict import placeholder
+
+from ageflax.config import defaults
 
 
 def get_config() -> ml_collections.ConfigDict:
-  """Returns the full config; other configs start from it and override fields."""
-  config = ml_collections.ConfigDict()
-  config.seed = 0  # Seeds model init, the data order and augmentation.
-
-  config.data = data = ml_collections.ConfigDict()
-  data.dir = ""  # Data folder (see data.format), or the records folder when source='tfds'.
-  data.format = "auto"  # labels_csv, appa_real, utkface, csv, or auto (told from the files).
-  data.source = "folder"  # 'folder': read data.dir; 'tfds': scripts/prepare_tfds.py records.
-  data.image_size = 224  # Images are resized to image_size x image_size.
-  data.validation_fraction = 0.25  # Share of photos held out for validation (study: 25%).
-  data.test_fraction = 0.0  # Share held out as a test set, never used in training.
-  data.split_seed = 0  # Seeds the split; independent of `seed` so runs share a split.
-  # 'file_name', or 'content': byte-identical photos share a split (no copy of a training
-  # photo is scored as held out); reads every file once more to hash it.
-  data.split_by = "file_name"
-  data.max_age = 120.0  # Ages above this are rejected as absurd.
-  data.max_image_megapixels = 40.0  # Larger images (by their header) are rejected unread.
-  data.bad_rows = "skip"  # 'skip': set bad rows aside, listed at start; 'error': abort.
-  data.max_bad_fraction = 0.01  # Abort even with 'skip' when more rows than this are bad.
-  data.verify_images = True  # Decode every image once up front to find unreadable ones.
-  data.cache = "auto"  # Decoded images in memory: 'memory', 'none' or 'auto' (if they fit).
-  data.cache_max_gb = 8.0  # Memory budget for the 'auto' cache.
-  data.num_threads = 0  # tf.data threads; 0 means one per CPU core.
-  data.prefetch_batches = 2  # Batches prepared ahead of the train step.
-
-  data.csv = csv = ml_collections.ConfigDict()  # Used with format='csv'.
-  csv.path = "labels.csv"  # The labels CSV, relative to data.dir (or absolute).
-  csv.image_root = ""  # Folder the image paths are relative to, in data.dir ('': the CSV's).
-  csv.file_column = "file_name"  # Column with the image paths.
-  csv.age_column = "real_age"  # Column with the ages in years.
-
-  data.appa_real = appa_real = ml_collections.ConfigDict()  # Used with format='appa_real'.
-  appa_real.target = "real_age"  # real_age, or apparent_age (mean of the raters' guesses).
-  appa_real.face_crops = True  # Train on the release's NAME_face.jpg crops where present.
-
-  data.augment = augment = ml_collections.ConfigDict()
-  augment.flip = True  # Random horizontal flip.
-  augment.rotation_degrees = 15.0  # Uniform rotation in [-r, r] degrees.
-  augment.shift_fraction = 0.1  # Uniform shift in [-s, s] of the width/height.
-  augment.zoom_fraction = 0.1  # Uniform zoom factor in [1 - z, 1 + z].
-  augment.brightness = 0.0  # Add uniform [-b, b] x 255 to every pixel (0: off).
-  augment.contrast = 0.0  # Scale contrast by a uniform factor in [1 - c, 1 + c] (0: off).
-  augment.fill_mode = "reflect"  # Pixels warped in from outside: reflect, nearest, wrap, constant.
-  augment.placement = "host"  # Where: 'host' (tf.data) or 'device' (JAX, in the train step).
-
-  config.model = model = ml_collections.ConfigDict()
-  model.name = "resnet50"  # resnet18, resnet34, resnet50, resnet101 or resnet152.
-  model.head = "dex"  # 'dex': softmax over ages (won on real faces); 'relu' (the study); 'affine'.
-  model.dex_max_age = 100  # The dex head's bins: one per year of age 0..dex_max_age.
-  model.input_normalization = "imagenet"  # imagenet (mean/std), caffe (BGR - mean), unit.
-  model.dtype = "float32"  # Compute dtype: float32, or bfloat16 on GPU/TPU.
-  model.conv_impl = "xla"  # xla, matmul (patches x kernel) or auto (matmul on small maps).
-  model.bn_momentum = 0.9  # BatchNorm running-average momentum.
-  model.bn_epsilon = 1e-5  # BatchNorm epsilon.
-  model.zero_init_residual = True  # Start each residual block as the identity.
-  model.block_style = "v1.5"  # v1.5 (torchvision's) or keras_v1 (conv biases, stride on 1x1).
-  model.init_from = ""  # Backbone written by scripts/convert_weights.py; '': random init.
-
-  config.optim = optim = ml_collections.ConfigDict()
-  optim.name = "adam"  # adam or adamw.
-  optim.learning_rate = 1e-4  # Peak learning rate.
-  optim.schedule = "constant"  # After warm-up: 'constant' or 'cosine' decay.
-  optim.final_learning_rate_fraction = 0.0  # Cosine ends at this fraction of the peak.
-  optim.warmup_steps = placeholder(int)  # Linear warm-up length in steps; wins when set.
-  optim.warmup_epochs = 0.0  # Linear warm-up length in epochs.
-  optim.b1 = 0.9  # Adam beta1.
-  optim.b2 = 0.999  # Adam beta2.
-  optim.eps = 1e-7  # Adam epsilon (Keras' default, as in the study).
-  optim.weight_decay = 0.0  # AdamW decoupled weight decay on kernels.
-  optim.grad_clip_norm = 0.0  # Clip gradients to this global norm (0: off).
-  optim.backbone_learning_rate_multiplier = 1.0  # Backbone's learning rate: this x the head's.
-  optim.freeze_backbone_steps = 0  # The backbone gets no updates in the first this many steps.
-
-  config.train = train = ml_collections.ConfigDict()
-  train.batch_size = 32  # Global batch size, split over all devices of all hosts.
-  train.num_epochs = 5.0  # Training length in epochs.
-  train.num_steps = placeholder(int)  # Training length in steps; wins when set.
-  train.loss = "dex"  # dex for the dex head; l2 (mean squared error, the study's), l1, huber.
-  train.label_sigma = 2.0  # dex loss: Gaussian label smoothing width in years (0: one-hot).
-  train.huber_delta = 5.0  # Huber loss: quadratic within this many years.
-  train.log_every_steps = 50  # Progress line and summaries every this many steps.
-
-  config.eval = ml_collections.ConfigDict()
-  config.eval.batch_size = 64  # Global evaluation batch size.
-  config.eval.every_epochs = 1.0  # Validate every this many epochs (and at the end).
-  config.eval.legal_age = 18.0  # Alcohol check: the youngest age that may buy alcohol.
-  config.eval.challenge_age = 25.0  # Alcohol check: estimated younger than this is asked for ID.
-
-  config.checkpoint = ml_collections.ConfigDict()
-  config.checkpoint.every_steps = 1000  # Also save mid-epoch every this many steps.
-  config.checkpoint.keep_latest = 2  # Most recent checkpoints kept for resuming.
-  config.checkpoint.keep_best = 1  # Best checkpoints by validation MAE kept.
-  return config
+  """The defaults as they are: the study's pipeline with the head that won (dex)."""
+  return defaults.get_config()

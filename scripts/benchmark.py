@@ -10,55 +10,7 @@ pipeline, the train step, end-to-end training and utilisation, then lines such a
 `pip install -r requirements-peers.txt`; without it it is skipped with a note.
 """
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from absl import app, flags
-from ml_collections import config_flags
-
-from ageflax import benchmarking, cli
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "resnet50.py"),
-    "Training config file.", lock_config=True)
-_DATA_DIR = flags.DEFINE_string("data_dir", "", "Data folder (labels.csv + final_files/); "
-                                "default: the config's data.dir, else synthetic faces.")
-_OUTPUT = flags.DEFINE_string("output", "", "Where to write the JSON report (default: none).")
-_SECTIONS = flags.DEFINE_list("sections", list(benchmarking.SECTIONS), "What to measure.")
-_PEERS = flags.DEFINE_list("peers", list(benchmarking.PEERS), "Peers of the 'peers' section.")
-_MODEL = flags.DEFINE_string("model", "", "model.name; default: the config's.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 128,
-                                   "data.image_size (128: the issue's reference); 0: the config's.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 0, "train.batch_size; 0: the config's.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions of every figure.")
-_STEPS = flags.DEFINE_integer("steps", 2, "Train steps per timed repetition.")
-_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", 1, "Untimed steps before timing.")
-_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20,
-                                         "Batches per timed repetition of the input pipeline.")
-_SYNTHETIC_FACES = flags.DEFINE_integer("synthetic_faces", 512,
-                                        "Synthetic faces written when no data folder is given.")
-_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the peak-rate matmul.")
-
-
-@cli.exit_on_user_error
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  config = benchmarking.configure(_CONFIG.value, model=_MODEL.value, image_size=_IMAGE_SIZE.value,
-                                  batch_size=_BATCH_SIZE.value, data_dir=_DATA_DIR.value)
-  options = benchmarking.Options(
-      sections=tuple(_SECTIONS.value), peers=tuple(_PEERS.value), repeats=_REPEATS.value,
-      steps=_STEPS.value, warmup_steps=_WARMUP_STEPS.value,
-      pipeline_batches=_PIPELINE_BATCHES.value, synthetic_faces=_SYNTHETIC_FACES.value,
-      matmul_size=_MATMUL_SIZE.value)
-  report = benchmarking.run(config, options)
-  print(report.text())
-  if _OUTPUT.value:
-    report.write_json(_OUTPUT.value)
-    print(f"wrote {_OUTPUT.value}")
-
+from ageflax.cli import benchmark as benchmark_cli
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  benchmark_cli.run()

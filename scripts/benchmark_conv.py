@@ -8,74 +8,7 @@ to 'xla'. The train step is the real one (`steps.train_step`), so the figures ar
 training gets, minus the input pipeline.
 """
 
-import pathlib
-import statistics
-import sys
-import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-import jax
-import numpy as np
-from absl import app, flags
-
-from ageflax import optimizers, sharding
-from ageflax import steps as steps_lib
-from configs import cpu
-
-_MODEL = flags.DEFINE_string("model", "resnet18", "model.name to time.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Square input size.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Global batch size.")
-_ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds after compilation.")
-_STEPS = flags.DEFINE_integer("steps_per_round", 3, "Train steps per timed round.")
-_IMPLS = flags.DEFINE_list("impls", ["xla", "matmul", "auto"], "conv_impl values to compare.")
-
-
-def time_train_step(conv_impl: str) -> tuple[float, list[float]]:
-  """Returns (compile seconds, images/s of each timed round) for one conv algorithm."""
-  config = cpu.get_config()
-  config.model.name = _MODEL.value
-  config.model.conv_impl = conv_impl
-  mesh = sharding.create_mesh()
-  optimizer = optimizers.create_optimizer(config.optim, lambda _: 1e-3)
-  graphdef, state = steps_lib.create_train_state(config, optimizer, mesh, head_bias=30.0)
-  train_step = steps_lib.jit_train_step(graphdef, optimizer, config.train, mesh)
-  rng = np.random.default_rng(0)
-  size, batch_size = _IMAGE_SIZE.value, _BATCH_SIZE.value
-  batch = sharding.global_batch(
-      {"image": rng.integers(0, 256, (batch_size, size, size, 3), np.uint8),
-       "age": rng.uniform(1, 90, batch_size).astype(np.float32)}, mesh, batch_size)
-  started = time.perf_counter()
-  state, metrics = train_step(state, batch)
-  jax.block_until_ready(metrics)
-  compile_seconds = time.perf_counter() - started
-  rates = []
-  for _ in range(_ROUNDS.value):
-    started = time.perf_counter()
-    for _ in range(_STEPS.value):
-      state, metrics = train_step(state, batch)
-    jax.block_until_ready(metrics)
-    rates.append(_STEPS.value * batch_size / (time.perf_counter() - started))
-  return compile_seconds, rates
-
-
-def main(argv: list[str]) -> None:
-  del argv
-  print(f"{_MODEL.value} train step, {_IMAGE_SIZE.value}x{_IMAGE_SIZE.value}, batch "
-        f"{_BATCH_SIZE.value}, float32, {jax.device_count()} {jax.devices()[0].platform} "
-        "device(s)")
-  print(f"{'conv_impl':<10} {'images/s (median)':>18} {'min-max':>14} {'compile s':>10}")
-  medians = {}
-  for impl in _IMPLS.value:
-    compile_seconds, rates = time_train_step(impl)
-    medians[impl] = statistics.median(rates)
-    print(f"{impl:<10} {medians[impl]:>18.1f} {min(rates):>6.1f}-{max(rates):<7.1f} "
-          f"{compile_seconds:>10.1f}")
-  if "xla" in medians:
-    for impl, rate in medians.items():
-      if impl != "xla":
-        print(f"ratio train_step {impl}/xla: {rate / medians['xla']:.2f}")
-
+from ageflax.cli import benchmark_conv as benchmark_conv_cli
 
 if __name__ == "__main__":
-  app.run(main)
+  benchmark_conv_cli.run()

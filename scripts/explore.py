@@ -8,58 +8,7 @@ writes OUT/age_histogram.png, OUT/samples.png, OUT/summary.json, OUT/problems.cs
 OUT/report.md. The layout is told from the files unless --format names it.
 """
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from absl import app, flags
-
-from ageflax import cli, explore, layouts
-from ageflax.errors import ConfigError
-from configs import resnet50
-
-_OUT = flags.DEFINE_string("out", None, "Folder for the plots, summary.json and report.md.")
-_FORMAT = flags.DEFINE_enum("format", "auto", ["auto", *layouts.FORMATS],
-                            "Layout of DIR (data.format); auto: told from the files.")
-_CSV_PATH = flags.DEFINE_string("csv_path", None, "format=csv: the labels CSV (data.csv.path).")
-_CSV_FILE_COLUMN = flags.DEFINE_string("csv_file_column", None,
-                                       "format=csv: column of image paths (data.csv.file_column).")
-_CSV_AGE_COLUMN = flags.DEFINE_string("csv_age_column", None,
-                                      "format=csv: column of ages (data.csv.age_column).")
-_CSV_IMAGE_ROOT = flags.DEFINE_string("csv_image_root", None,
-                                      "format=csv: folder the image paths are relative to "
-                                      "(data.csv.image_root).")
-_APPA_TARGET = flags.DEFINE_enum("appa_target", None, list(layouts.APPA_TARGETS),
-                                 "format=appa_real: the age to study (data.appa_real.target).")
-_WORKERS = flags.DEFINE_integer("workers", 2, "Threads that read, hash and decode the images.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed choosing the sample photos.")
-flags.mark_flags_as_required(["out"])
-
-
-@cli.exit_on_user_error
-def main(argv: list[str]) -> None:
-  if len(argv) != 2:
-    raise ConfigError("give one data folder: scripts/explore.py DIR --out OUT"
-                      + (f" (got {' '.join(argv[1:])})" if len(argv) > 2 else ""))
-  summary = explore.explore(_data_config(argv[1]), _OUT.value, workers=_WORKERS.value,
-                            seed=_SEED.value, progress=True)
-  print(explore.format_summary(summary, _OUT.value))
-
-
-def _data_config(directory: str):
-  """The default data config pointed at DIR, with the flags that were given laid over it."""
-  config = resnet50.get_config().data
-  config.dir = directory
-  config.format = _FORMAT.value
-  overrides = {("csv", "path"): _CSV_PATH, ("csv", "file_column"): _CSV_FILE_COLUMN,
-               ("csv", "age_column"): _CSV_AGE_COLUMN, ("csv", "image_root"): _CSV_IMAGE_ROOT,
-               ("appa_real", "target"): _APPA_TARGET}
-  for (section, field), flag in overrides.items():
-    if flag.value is not None:
-      config[section][field] = flag.value
-  return config
-
+from ageflax.cli import explore as explore_cli
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  explore_cli.run()

@@ -8,57 +8,7 @@ defaults to configs/resnet50.py); the records keep each photo's original bytes. 
 from them with --config.data.source=tfds --config.data.dir=<the folder printed>.
 """
 
-import pathlib
-import sys
-import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from absl import app, flags
-from ml_collections import config_flags
-
-from ageflax import cli, layouts, records, tfds_builder
-from ageflax.errors import DataError
-
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "resnet50.py"),
-    "Config whose `data` section sets the layout options, checks and split.")
-_FORMAT = flags.DEFINE_enum("format", None, ["auto", *layouts.FORMATS],
-                            "Layout of --manual_dir; default: the config's data.format.")
-_MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "The data folder to read.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Where to write the records.")
-_NAME = flags.DEFINE_string("name", None,
-                            "Name of this prepared variant; default: the layout's name.")
-_NUM_SHARDS = flags.DEFINE_integer("num_shards", None,
-                                   "Files per split; default: TFDS's (64 MiB to 1 GiB each).")
-flags.mark_flags_as_required(["manual_dir", "data_dir"])
-
-
-@cli.exit_on_user_error
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  data = _CONFIG.value.data
-  if _FORMAT.value:
-    data.format = _FORMAT.value
-  manual_dir = pathlib.Path(_MANUAL_DIR.value)
-  if not manual_dir.is_dir():
-    raise DataError(f"--manual_dir {manual_dir} does not exist")
-  if data.format == "auto":
-    data.format = layouts.detect_format(manual_dir)
-  started = time.perf_counter()
-  builder = tfds_builder.write_records(data, str(manual_dir), _DATA_DIR.value,
-                                       _NAME.value or data.format, _NUM_SHARDS.value)
-  splits = builder.info.metadata["splits"]
-  skipped = builder.info.metadata["skipped"]
-  counts = ", ".join(f"{splits[name]['count']:,} {name}" for name in records.SPLITS)
-  print(f"wrote {counts} photos "
-        f"({len(skipped):,} skipped) in {time.perf_counter() - started:.0f}s to "
-        f"{builder.data_dir}")
-  if skipped:
-    print(f"skipped rows: {builder.data_dir}/{tfds_builder.SKIPPED_ROWS_FILE}")
-  print(f"train with: --config.data.source=tfds --config.data.dir={builder.data_dir}")
-
+from ageflax.cli import prepare_tfds as prepare_tfds_cli
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  prepare_tfds_cli.run()

@@ -104,7 +104,7 @@ def data_config(directory, base=None, **fields):
 
 def learnable_batch(mesh, size: int = 8, seed: int = 0) -> dict:
   """A global batch of 32x32 images whose brightness follows the age, so a model can learn."""
-  from ageflax import sharding
+  from ageflax.core import sharding
 
   rng = np.random.default_rng(seed)
   ages = rng.uniform(5, 80, size).astype(np.float32)

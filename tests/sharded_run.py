@@ -3,16 +3,14 @@
 Usage: python tests/sharded_run.py OUT.npz  (device count from XLA_FLAGS)
 """
 
-import pathlib
 import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import jax
 import numpy as np
 import optax
 
-from ageflax import sharding, steps
+from ageflax.core import sharding
+from ageflax.train import steps
 from configs import tiny
 
 

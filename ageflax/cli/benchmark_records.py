@@ -1,0 +1,105 @@
+"""Reading prepared TFDS records against reading the photo folder they were written from.
+
+  python scripts/benchmark_records.py --data_dir=../shared/data/faces --records_dir=/tmp/rec
+
+Writes the records first when --records_dir holds none (timed separately). Then, in
+turns, times the two ways a run reads its photos: `prepare` (check every row, decode
+every image once into the in-memory cache) and, with the cache off, the training
+stream (decode + full augmentation + batch each step). Prints images/s, the median of
+--repeats rounds with min-max, and `ratio ... records/folder` lines.
+"""
+
+import statistics
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from ageflax.cli import common
+from ageflax.cli import flags as shared_flags
+from ageflax.config import schema
+from ageflax.data import pipeline, tfds_records
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", common.experiment_file("cpu.py"),
+    "Config whose data section (image size, augmentation, threads) is used.")
+_DATA_DIR = shared_flags.define_data_dir("Photo folder (any layout).", required=True)
+_RECORDS_DIR = flags.DEFINE_string("records_dir", None, "Records written from --data_dir.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed rounds of each measurement.")
+_STREAM_STEPS = flags.DEFINE_integer("stream_steps", 40, "Batches per training-stream round.")
+flags.mark_flags_as_required(["records_dir"])
+
+
+def _records_dir(config) -> str:
+  if pipeline.holds_records(_RECORDS_DIR.value):
+    return _RECORDS_DIR.value
+  started = time.perf_counter()
+  builder = tfds_records.write_records(config.data, _DATA_DIR.value, _RECORDS_DIR.value,
+                                       "benchmark")
+  seconds = time.perf_counter() - started
+  count = sum(s["count"] for s in builder.info.metadata["splits"].values())
+  print(f"write records once: {count:,} photos in {seconds:.0f}s ({count / seconds:.0f} img/s)")
+  return str(builder.data_dir)
+
+
+def _data_config(config, source: str, directory: str, cache: str):
+  data = config.data.copy_and_resolve_references()
+  # Uncached, skip the up-front decode: only the stream is timed then.
+  data.update(source=source, dir=directory, cache=cache, verify_images=cache != "none")
+  return data
+
+
+def _time_prepare(data) -> tuple[float, int]:
+  started = time.perf_counter()
+  prepared = pipeline.prepare(data, problems_path=None)
+  return time.perf_counter() - started, len(prepared.store)
+
+
+def _time_stream(data, config) -> float:
+  """Images/s of the uncached training stream after its first batch."""
+  prepared = pipeline.prepare(data, problems_path=None)
+  batch = config.train.batch_size
+  rows = pipeline.HostRows(0, batch)
+  stream = pipeline.as_numpy(
+      prepared.train_dataset(batch, rows, config.seed, 0, _STREAM_STEPS.value + 1, data), "bench")
+  next(stream)
+  started = time.perf_counter()
+  count = sum(len(b["age"]) for b in stream)
+  return count / (time.perf_counter() - started)
+
+
+def _summary(values: list[float]) -> str:
+  return f"{statistics.median(values):8.0f} img/s  (min {min(values):.0f}, max {max(values):.0f})"
+
+
+@common.exit_on_user_error
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  config = _CONFIG.value
+  schema.check(config)
+  records_dir = _records_dir(config)
+  sources = {"folder": ("folder", _DATA_DIR.value), "records": ("tfds", records_dir)}
+  prepare = {name: [] for name in sources}
+  stream = {name: [] for name in sources}
+  for _ in range(_REPEATS.value):
+    for name, (source, directory) in sources.items():  # in turns: the machine drifts
+      seconds, count = _time_prepare(_data_config(config, source, directory, "memory"))
+      prepare[name].append(count / seconds)
+      stream[name].append(_time_stream(_data_config(config, source, directory, "none"), config))
+  size = config.data.image_size
+  print(f"{count:,} photos at {size}x{size}, batch {config.train.batch_size}, "
+        f"{_REPEATS.value} rounds")
+  for name in sources:
+    print(f"prepare (check + decode all to the cache), {name:7s}: {_summary(prepare[name])}")
+  for name in sources:
+    print(f"uncached training stream (decode + augment), {name:7s}: {_summary(stream[name])}")
+  for label, values in (("prepare", prepare), ("stream", stream)):
+    ratio = statistics.median(values["records"]) / statistics.median(values["folder"])
+    print(f"ratio {label} records/folder: {ratio:.2f}")
+
+
+
+def run() -> None:
+  """The console entry point: parses the flags and runs main."""
+  app.run(main, flags_parser=common.parse_flags)

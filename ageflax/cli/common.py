@@ -1,0 +1,115 @@
+"""What the entry points share: flag parsing, joining a multi-host job and one-line error exits.
+
+The flags they share are defined in `ageflax.cli.flags`.
+"""
+
+import functools
+import logging as python_logging
+import pathlib
+import re
+import sys
+from collections.abc import Callable
+
+import jax
+from absl import flags, logging
+from ml_collections.config_flags.config_flags import ConfigFileFlagParser
+
+from ageflax.core import sharding
+from ageflax.core.errors import AgeflaxError
+
+
+def initialize_distributed_from_flags() -> None:
+  """Joins the multi-host job the flags or SLURM describe; other processes then log warnings only."""
+  values = flags.FLAGS
+  sharding.initialize_distributed(values.coordinator_address, values.num_processes,
+                                  values.process_id)
+  if jax.process_index() > 0:
+    logging.set_verbosity(logging.WARNING)
+
+
+# Orbax warns at every save without validation metrics (the mid-epoch saves, by design),
+# and whenever a checkpoint folder is opened read-only (prediction and evaluation).
+_EXPECTED_WARNINGS = ("did not provide metrics", "Given directory is read only",
+                      "setting save_interval_steps=0")
+
+
+class _OwnInfoOnly(python_logging.Filter):
+  """Keeps INFO lines from ageflax and warnings from everyone; libraries' INFO is noise."""
+
+  def filter(self, record: python_logging.LogRecord) -> bool:
+    if "site-packages" not in record.pathname:
+      return True
+    message = record.getMessage()
+    return (record.levelno >= python_logging.WARNING
+            and not any(text in message for text in _EXPECTED_WARNINGS))
+
+
+def quiet_library_logs() -> None:
+  """Drops the INFO lines of installed libraries (Orbax logs several per save)."""
+  logging.get_absl_handler().addFilter(_OwnInfoOnly())
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a config file that cannot be loaded or a config override that
+  names no field as a one-line error."""
+  try:
+    remaining = flags.FLAGS(argv)
+    _load_config_files()
+    return remaining
+  except flags.Error as e:
+    _exit_with(f"{e} (see --help)")
+  except OSError as e:
+    reasons = re.findall(r"\[Errno \d+\] ([^\n]+)", str(e)) or str(e).strip().splitlines()
+    _exit_with(f"cannot load the config file: {reasons[-1]}")
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections reports an unknown or mistyped `--config.x.y` this way.
+    message = str(e.args[0] if e.args else e).strip("'\"")
+    message = message.replace("\\'", "'").replace("\\n", " ").replace("\n", " ")
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    field = re.search(r"'([^']+)'", message)
+    named = [o for o in overrides if field and o.endswith("." + field.group(1))]
+    _exit_with(f"bad config override {' '.join(named or overrides)}: {message}")
+  return []
+
+
+def _load_config_files() -> None:
+  """Uses every config a config file flag loaded: ml_collections defers the OSError of a file
+  it cannot load (e.g. a missing one) to that first use."""
+  for name in flags.FLAGS:
+    flag = flags.FLAGS[name]
+    if isinstance(flag.parser, ConfigFileFlagParser) and flag.value is not None:
+      flag.value.keys()
+
+
+def _exit_with(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
+def hide_gpus_from_tensorflow() -> None:
+  """JAX owns the accelerators; TensorFlow, where an entry point uses it, reads on the host."""
+  tensorflow = sys.modules.get("tensorflow")  # None too where an import of it was blocked
+  if tensorflow is not None:
+    tensorflow.config.set_visible_devices([], "GPU")
+
+
+def exit_on_user_error(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+  """Runs an entry point's main: quiet library logs, GPUs hidden from TensorFlow, and an
+  AgeflaxError turned into a one-line message on stderr and exit status 1."""
+
+  @functools.wraps(main)
+  def wrapped(argv: list[str]) -> None:
+    quiet_library_logs()
+    hide_gpus_from_tensorflow()
+    try:
+      main(argv)
+    except AgeflaxError as e:
+      logging.flush()
+      _exit_with(str(e))
+
+  return wrapped
+
+
+def experiment_file(name: str) -> str:
+  """The path of `configs/NAME` beside the package (the default of a tool's --config)."""
+  return str(pathlib.Path(__file__).resolve().parents[2] / "configs" / name)

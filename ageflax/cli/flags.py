@@ -1,0 +1,54 @@
+"""The flags several entry points share: one definer per concept, one spelling each.
+
+A run directory is `--workdir`, a folder of photos (or prepared records) read is
+`--data_dir`, a folder an entry point writes is `--output_dir` and a file it writes is
+`--output`. Each definer returns the flag's holder; its help text may be made to fit.
+"""
+
+from absl import flags
+
+
+def define_workdir(help: str = "Run directory written by train.py.") -> flags.FlagHolder[str]:
+  """--workdir (required)."""
+  return flags.DEFINE_string("workdir", None, help, required=True)
+
+
+def define_data_dir(help: str, default: str | None = None,
+                    required: bool = False) -> flags.FlagHolder[str]:
+  """--data_dir, a folder to read: photos in any layout, or prepared records."""
+  return flags.DEFINE_string("data_dir", default, help, required=required)
+
+
+def define_step() -> flags.FlagHolder[int]:
+  """--step, the checkpoint to restore (default: the run's best)."""
+  return flags.DEFINE_integer("step", None, "Checkpoint step; default: the best one.")
+
+
+def define_batch_size(help: str, default: int | None = None) -> flags.FlagHolder[int]:
+  """--batch_size, photos per model call over all devices."""
+  return flags.DEFINE_integer("batch_size", default, help)
+
+
+def define_flip_tta(help: str = "Predict each photo as the mean over it and its mirror image."
+                    ) -> flags.FlagHolder[bool]:
+  """--flip_tta, flip test-time augmentation."""
+  return flags.DEFINE_bool("flip_tta", False, help)
+
+
+def define_output_dir(help: str, required: bool = False) -> flags.FlagHolder[str]:
+  """--output_dir, a folder the entry point writes."""
+  return flags.DEFINE_string("output_dir", None, help, required=required)
+
+
+def define_output_file(help: str, required: bool = False) -> flags.FlagHolder[str]:
+  """--output, a file the entry point writes."""
+  return flags.DEFINE_string("output", None, help, required=required)
+
+
+def define_distributed_flags() -> None:
+  """--coordinator_address, --num_processes, --process_id (for jobs outside SLURM)."""
+  flags.DEFINE_string("coordinator_address", "",
+                      "host:port of process 0 for a multi-host job; empty: single host "
+                      "or SLURM auto-detection.")
+  flags.DEFINE_integer("num_processes", 0, "Processes in the multi-host job.")
+  flags.DEFINE_integer("process_id", -1, "This process's index in the multi-host job.")

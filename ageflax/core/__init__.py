@@ -1,0 +1,1 @@
+"""The core every layer may use: errors, age bands, devices and the mesh."""

@@ -1,0 +1,48 @@
+"""The names of every file and folder of a run directory (WORKDIR), in one place.
+
+  WORKDIR/config.json          the config the run trains with
+  WORKDIR/.lock                held while a run trains (`ageflax.train.workdir.RunLock`)
+  WORKDIR/data_summary.json    split sizes and training age statistics
+  WORKDIR/skipped_rows.csv     every row the data checks skipped
+  WORKDIR/history.json         train and validation metrics of every validation
+  WORKDIR/train_curves.png     those metrics drawn
+  WORKDIR/tensorboard/         TensorBoard scalars
+  WORKDIR/checkpoints/STEP/    Orbax checkpoints; unreadable ones are renamed unreadable_STEP
+  WORKDIR/eval/STEP/           what scripts/eval.py writes (EVAL_OUTPUTS)
+"""
+
+import os
+
+CONFIG = "config.json"
+LOCK = ".lock"
+DATA_SUMMARY = "data_summary.json"
+# Also the name beside prepared records (`ageflax.data.tfds_records`).
+SKIPPED_ROWS = "skipped_rows.csv"
+HISTORY = "history.json"
+TRAIN_CURVES = "train_curves.png"
+TENSORBOARD = "tensorboard"
+CHECKPOINTS = "checkpoints"
+UNREADABLE_PREFIX = "unreadable_"
+EVAL = "eval"
+
+# The files of one evaluation, in its output folder.
+EVAL_METRICS = "eval_metrics.json"
+PREDICTIONS = "predictions.csv"
+PREDICTED_VS_TRUE = "predicted_vs_true.png"
+ERROR_BY_AGE = "error_by_age.png"
+EVAL_OUTPUTS = (EVAL_METRICS, PREDICTIONS, SKIPPED_ROWS, PREDICTED_VS_TRUE, ERROR_BY_AGE)
+
+
+def path(workdir: str | os.PathLike, name: str) -> str:
+  """WORKDIR/`name`, for one of the names above."""
+  return os.path.join(workdir, name)
+
+
+def checkpoints_dir(workdir: str | os.PathLike) -> str:
+  """The absolute path of WORKDIR/checkpoints (Orbax wants absolute paths)."""
+  return os.path.join(os.path.abspath(workdir), CHECKPOINTS)
+
+
+def eval_dir(workdir: str | os.PathLike, step: int) -> str:
+  """WORKDIR/eval/STEP, where an evaluation of checkpoint `step` goes by default."""
+  return os.path.join(workdir, EVAL, str(step))

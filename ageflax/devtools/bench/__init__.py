@@ -1,0 +1,1 @@
+"""Benchmarks of ageflax beside its peers (JAX, with the Keras and torch peers)."""

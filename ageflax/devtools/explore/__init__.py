@@ -1,0 +1,1 @@
+"""The data overview: the first look at a face-age folder (Python + Pillow)."""

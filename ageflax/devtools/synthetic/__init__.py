@@ -1,0 +1,1 @@
+"""Procedurally drawn synthetic faces (Pillow), for the quickstart and the tests."""

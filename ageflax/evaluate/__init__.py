@@ -1,0 +1,1 @@
+"""Evaluation (JAX + numpy): exact masked evaluation, the report's metrics and plots."""

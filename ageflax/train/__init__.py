@@ -1,0 +1,1 @@
+"""Training (JAX): state and steps, optimizers, the loop, checkpoints, preemption, summaries."""

@@ -1,0 +1,172 @@
+"""The training state and the pure, jitted train step (evaluation is `evaluate.evaluator`'s).
+
+The NNX model is split once into a static graph definition and array state; each step
+merges them inside `jax.jit`, so the step is a pure function of (state, batch). Batches
+are sharded over the mesh's data axis and the state is replicated and donated, so
+BatchNorm statistics and gradients come out over the global batch.
+This module never imports TensorFlow.
+"""
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx, struct
+
+from ageflax.core import sharding
+from ageflax.data import jax_augment
+from ageflax.data.augment_spec import AugmentSpec
+from ageflax.model import dex, pretrained, resnet
+
+# On the predicted age, for any head but 'dex' (which trains with `dex.cross_entropy`); the
+# config schema lists them with 'dex' as `train.loss`'s values.
+REGRESSION_LOSSES = ("l2", "l1", "huber")
+
+
+@struct.dataclass
+class TrainState:
+  """Everything that changes during training; `step` counts finished train steps."""
+
+  step: jax.Array
+  params: nnx.State
+  batch_stats: nnx.State
+  opt_state: optax.OptState
+
+  @property
+  def variables(self) -> dict[str, nnx.State]:
+    """The model's {'params', 'batch_stats'}: what `ageflax.model.predict` takes."""
+    return {"params": self.params, "batch_stats": self.batch_stats}
+
+
+def per_example_loss(predictions: jax.Array, ages: jax.Array, loss: str, huber_delta: float):
+  """L2 (squared error, the study's), L1 or Huber loss per example, on predicted ages."""
+  per_error = {"l2": jnp.square, "l1": jnp.abs,
+               "huber": functools.partial(optax.huber_loss, delta=huber_delta)}[loss]
+  return per_error(predictions - ages)
+
+
+def create_train_state(
+    config: ml_collections.ConfigDict,
+    optimizer: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    head_bias: float,
+) -> tuple[nnx.GraphDef, TrainState]:
+  """Initialises the model and optimizer directly into replicated device memory.
+
+  With `model.init_from` set, the backbone starts from those converted weights and only
+  the head is freshly initialised.
+  """
+  backbone = pretrained.load_backbone(config.model) if config.model.init_from else None
+  graphdef, _ = nnx.eval_shape(lambda: _init(config, optimizer, head_bias))
+  replicated = sharding.replicated(mesh)
+  state = jax.jit(lambda weights: _init(config, optimizer, head_bias, weights)[1],
+                  in_shardings=replicated, out_shardings=replicated)(backbone)
+  return graphdef, state
+
+
+def abstract_train_state(
+    config: ml_collections.ConfigDict,
+    optimizer: optax.GradientTransformation,
+    mesh: jax.sharding.Mesh,
+    head_bias: float,
+) -> tuple[nnx.GraphDef, TrainState]:
+  """Shapes, dtypes and shardings of the state, without allocating it (for restoring)."""
+  replicated = sharding.replicated(mesh)
+  graphdef, state = nnx.eval_shape(lambda: _init(config, optimizer, head_bias))
+  state = jax.tree.map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated), state)
+  return graphdef, state
+
+
+def abstract_model_state(
+    config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
+) -> tuple[nnx.GraphDef, TrainState]:
+  """An abstract state with parameters and BatchNorm statistics only (for prediction)."""
+  graphdef, state = abstract_train_state(config, optax.identity(), mesh, head_bias=0.0)
+  return graphdef, state.replace(opt_state=None)
+
+
+def _init(config, optimizer, head_bias, backbone=None) -> tuple[nnx.GraphDef, TrainState]:
+  model = resnet.create_model(config.model, head_bias=head_bias, seed=config.seed)
+  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  if backbone is not None:  # pretrained weights everywhere but the head
+    nnx.replace_by_pure_dict(params, backbone["params"])
+    nnx.replace_by_pure_dict(batch_stats, backbone["batch_stats"])
+  return graphdef, TrainState(jnp.zeros((), jnp.int32), params, batch_stats,
+                              optimizer.init(params))
+
+
+def train_step(
+    state: TrainState,
+    batch: dict[str, jax.Array],
+    *,
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    loss: str,
+    huber_delta: float,
+    augment: AugmentSpec | None = None,
+    seed: int = 0,
+    label_sigma: float = 0.0,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer step on a global batch; returns the new state and batch metrics.
+
+  `loss` is a regression loss on the predicted ages, or 'dex': the cross-entropy of the
+  dex head's bins against the true ages' labels (Gaussian of width `label_sigma`, if > 0).
+
+  With `augment` (the spec of `data.augment`), the uint8 images are augmented first, each
+  with randomness drawn from (seed, state.step, its row in the global batch).
+  """
+  images = batch["image"]
+  if augment is not None:
+    images = jax_augment.augment_batch(images, seed, state.step, augment)
+
+  loss_fn = functools.partial(_mean_loss, images=images, ages=batch["age"], graphdef=graphdef,
+                              loss=loss, huber_delta=huber_delta, label_sigma=label_sigma)
+  (loss_value, (predictions, batch_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params, state.batch_stats)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = {
+      "loss": loss_value,
+      "mae": jnp.mean(jnp.abs(predictions - batch["age"])),
+      "grad_norm": optax.global_norm(grads),
+  }
+  return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
+
+
+def _mean_loss(params, batch_stats, *, images, ages, graphdef, loss, huber_delta, label_sigma):
+  """The batch's mean training loss, and (predicted ages, updated BatchNorm statistics)."""
+  model = nnx.merge(graphdef, params, batch_stats, copy=True)
+  outputs = model.head_outputs(images, train=True)
+  predictions = model.ages_from_outputs(outputs)
+  if loss == "dex":
+    losses = dex.cross_entropy(outputs, ages, label_sigma)
+  else:
+    losses = per_example_loss(predictions, ages, loss, huber_delta)
+  return jnp.mean(losses), (predictions, nnx.state(model, nnx.BatchStat))
+
+
+def jit_train_step(
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    train_config: ml_collections.ConfigDict,
+    mesh: jax.sharding.Mesh,
+    augment_config: ml_collections.ConfigDict | None = None,
+    seed: int = 0,
+) -> Callable:
+  """`train_step` compiled for the mesh: batch sharded, state replicated and donated.
+
+  The step augments its batch when `augment_config` (`data.augment`) has placement
+  'device'; `seed` is the training seed its randomness starts from.
+  """
+  augment = None if augment_config is None else AugmentSpec.from_config(augment_config)
+  step = functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
+                           loss=train_config.loss, huber_delta=train_config.huber_delta,
+                           augment=augment if augment and augment.on_device else None, seed=seed,
+                           label_sigma=train_config.label_sigma)
+  replicated = sharding.replicated(mesh)
+  return jax.jit(step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
