@@ -1,6 +1,6 @@
 """Measures the face normaliser on a data folder: photos/s per core, faces found, doubles.
 
-  python scripts/benchmark_faces.py --data_dir=../shared/data/cacd [--num_photos=1000]
+The entry point `ageflax.cli.benchmark_faces` (its docstring and `--help` say more).
 """
 
 from ageflax.cli import benchmark_faces as benchmark_faces_cli

@@ -1,6 +1,6 @@
 """Measures the canonical face frame on a folder of framed photos (the real faces).
 
-  python scripts/calibrate_face_frame.py --data_dir=../shared/data/faces [--num_photos=500]
+The entry point `ageflax.cli.calibrate_face_frame` (its docstring and `--help` say more).
 """
 
 from ageflax.cli import calibrate_face_frame as calibrate_face_frame_cli

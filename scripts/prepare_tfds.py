@@ -1,11 +1,6 @@
 """Writes a data folder, in any layout, once as TFDS records for cluster jobs.
 
-  python scripts/prepare_tfds.py --format=utkface --manual_dir=UTKFace/ --data_dir=records/
-
-The folder is checked and split exactly as training would check and split it (the
-split settings and layout options come from the `data` section of --config, which
-defaults to configs/resnet50.py); the records keep each photo's original bytes. Train
-from them with --config.data.source=tfds --config.data.dir=<the folder printed>.
+The entry point `ageflax.cli.prepare_tfds` (its docstring and `--help` say more).
 """
 
 from ageflax.cli import prepare_tfds as prepare_tfds_cli

@@ -42,8 +42,7 @@ _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the peak-rate 
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  common.refuse_arguments(argv)
   config = benchmarks.configure(_CONFIG.value, model=_MODEL.value, image_size=_IMAGE_SIZE.value,
                                   batch_size=_BATCH_SIZE.value, data_dir=_DATA_DIR.value)
   options = benchmarks.Options(

@@ -84,4 +84,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

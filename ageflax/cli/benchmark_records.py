@@ -74,8 +74,7 @@ def _summary(values: list[float]) -> str:
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  common.refuse_arguments(argv)
   config = _CONFIG.value
   schema.check(config)
   records_dir = _records_dir(config)

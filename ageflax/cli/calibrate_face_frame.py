@@ -15,8 +15,7 @@ from absl import app, flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
-from ageflax.config import defaults
-from ageflax.data import faces, image_files, layouts, tf_images
+from ageflax.data import faces, image_files, tf_images
 
 _DATA_DIR = shared_flags.define_data_dir("Folder of framed photos (any layout).",
                                          required=True)
@@ -25,14 +24,9 @@ _NUM_PHOTOS = flags.DEFINE_integer("num_photos", 500, "Photos to measure, evenly
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  data = defaults.get_config().data
-  data.dir = _DATA_DIR.value
-  records = layouts.read_faces(data).records
-  chosen = records[::max(1, len(records) // _NUM_PHOTOS.value)][:_NUM_PHOTOS.value]
-  framing = data.face_framing
-  normaliser = faces.FaceNormaliser(data.image_size, framing.min_face_fraction, framing.min_score)
+  common.refuse_arguments(argv)
+  data, chosen = common.evenly_spaced_photos(_DATA_DIR.value, _NUM_PHOTOS.value)
+  normaliser = faces.FaceNormaliser.from_config(data)
   measured = faces.calibrate_template(normaliser, _upright(chosen))
   print(f"face found in {measured['with_face']} of {measured['photos']} photos")
   names = ("eye (photo's left)", "other eye", "nose tip", "mouth corner (left)", "other corner")

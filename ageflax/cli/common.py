@@ -7,15 +7,26 @@ import functools
 import logging as python_logging
 import pathlib
 import re
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 
 import jax
-from absl import flags, logging
+import ml_collections
+from absl import app, flags, logging
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
+from ageflax.config import defaults
 from ageflax.core import sharding
 from ageflax.core.errors import AgeflaxError
+from ageflax.data import layouts
+
+
+def refuse_arguments(argv: list[str]) -> None:
+  """Entry points that take only flags refuse anything else on the command line."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
 def initialize_distributed_from_flags() -> None:
@@ -49,6 +60,10 @@ def quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(_OwnInfoOnly())
 
 
+_HELP_FLAGS = frozenset({"--help", "-help", "-h", "-?", "--helpfull", "-helpfull", "--helpshort",
+                         "-helpshort", "--helpxml", "-helpxml"})
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with a config file that cannot be loaded or a config override that
   names no field as a one-line error."""
@@ -56,6 +71,8 @@ def parse_flags(argv: list[str]) -> list[str]:
     remaining = flags.FLAGS(argv)
     _load_config_files()
     return remaining
+  except SystemExit as e:  # absl's --help, --helpfull and --helpshort exit 1 after the help
+    sys.exit(0 if e.code == 1 and _HELP_FLAGS & {a.split("=")[0] for a in argv[1:]} else e.code)
   except flags.Error as e:
     _exit_with(f"{e} (see --help)")
   except OSError as e:
@@ -94,13 +111,15 @@ def hide_gpus_from_tensorflow() -> None:
 
 
 def exit_on_user_error(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-  """Runs an entry point's main: quiet library logs, GPUs hidden from TensorFlow, and an
-  AgeflaxError turned into a one-line message on stderr and exit status 1."""
+  """Runs an entry point's main: quiet library logs, GPUs hidden from TensorFlow, SIGTERM
+  ending it with one line (training saves and stops cleanly once its loop has begun), and
+  an AgeflaxError turned into a one-line message on stderr and exit status 1."""
 
   @functools.wraps(main)
   def wrapped(argv: list[str]) -> None:
     quiet_library_logs()
     hide_gpus_from_tensorflow()
+    signal.signal(signal.SIGTERM, _stop_outside_the_loop)
     try:
       main(argv)
     except AgeflaxError as e:
@@ -110,6 +129,25 @@ def exit_on_user_error(main: Callable[[list[str]], None]) -> Callable[[list[str]
   return wrapped
 
 
+def _stop_outside_the_loop(signum: int, frame: FrameType | None) -> None:
+  """SIGTERM outside the training loop (reading data, compiling, predicting): one line; the
+  results an entry point writes are written whole or not at all."""
+  del frame
+  logging.flush()
+  print(f"stopped by {signal.Signals(signum).name} outside the training loop; rerun the same "
+        "command (a training run resumes from its last checkpoint)", file=sys.stderr)
+  sys.exit(128 + signum)
+
+
 def experiment_file(name: str) -> str:
   """The path of `configs/NAME` beside the package (the default of a tool's --config)."""
   return str(pathlib.Path(__file__).resolve().parents[2] / "configs" / name)
+
+
+def evenly_spaced_photos(data_dir: str, count: int) -> tuple[ml_collections.ConfigDict, list]:
+  """The default `data` config pointed at `data_dir`, and `count` of its rows evenly spaced
+  (for the tools that measure something on a sample of a folder)."""
+  data = defaults.get_config().data
+  data.dir = data_dir
+  records = layouts.read_faces(data).records
+  return data, records[::max(1, len(records) // count)][:count]

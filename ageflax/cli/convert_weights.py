@@ -29,8 +29,7 @@ _CONVERTERS = {"keras": pretrained.convert_keras, "torchvision": pretrained.conv
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  common.refuse_arguments(argv)
   backbone = _CONVERTERS[_SOURCE.value](_INPUT.value, _MODEL.value)
   pretrained.save_backbone(backbone, _OUTPUT_DIR.value, converted_from=_INPUT.value)
   count = sum(value.size for value in backbone.arrays["params"].values())

@@ -19,7 +19,7 @@ from absl import app, flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
-from ageflax.core import run_files, sharding
+from ageflax.core import atomic_files, run_files, sharding
 from ageflax.data import image_store, label_rows, layouts, pipeline
 from ageflax.evaluate import evaluator, plots
 from ageflax.model import predict
@@ -39,19 +39,13 @@ _BATCH_SIZE = shared_flags.define_batch_size("Global batch size; default: eval's
 _OUTPUT_DIR = shared_flags.define_output_dir("Where to write the results; default "
                                              "WORKDIR/eval/STEP.")
 _FLIP_TTA = shared_flags.define_flip_tta()
-_LEGAL_AGE = flags.DEFINE_float("legal_age", None,
-                                "Alcohol check: the youngest age that may buy alcohol; "
-                                "default: the config's eval.legal_age (18).")
-_CHALLENGE_AGE = flags.DEFINE_float("challenge_age", None,
-                                    "Alcohol check: photos estimated younger are asked for ID; "
-                                    "default: the config's eval.challenge_age (25).")
+_LEGAL_AGE, _CHALLENGE_AGE = shared_flags.define_id_check_ages()
 shared_flags.define_distributed_flags()
 
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  common.refuse_arguments(argv)
   common.initialize_distributed_from_flags()
   mesh = sharding.create_mesh()
   run = restore.restore_run(_WORKDIR.value, _STEP.value, mesh)
@@ -125,8 +119,8 @@ def _report(result, data, split: str, step: int, train_median: float | None, con
   print(evaluator.format_report(metrics))
   output_dir = _OUTPUT_DIR.value or run_files.eval_dir(_WORKDIR.value, step)
   os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, run_files.EVAL_METRICS), "w") as f:
-    json.dump(metrics, f, indent=2)
+  atomic_files.write_text_atomically(os.path.join(output_dir, run_files.EVAL_METRICS),
+                                     json.dumps(metrics, indent=2))
   label_rows.write_problems(data.problems, os.path.join(output_dir, run_files.SKIPPED_ROWS))
   evaluator.write_predictions(os.path.join(output_dir, run_files.PREDICTIONS),
                                [data.store.file_names[i] for i in indices], ages, predictions)

@@ -27,8 +27,7 @@ _FLIP_TTA = shared_flags.define_flip_tta("Bake flip test-time augmentation into 
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  common.refuse_arguments(argv)
   out = _OUTPUT_DIR.value
   if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
     raise ConfigError(f"--output_dir={out} exists and is not an empty folder; name a new one")

@@ -45,6 +45,15 @@ def define_output_file(help: str, required: bool = False) -> flags.FlagHolder[st
   return flags.DEFINE_string("output", None, help, required=required)
 
 
+def define_id_check_ages() -> tuple[flags.FlagHolder[float], flags.FlagHolder[float]]:
+  """--legal_age and --challenge_age of the ID check (default: the run's eval section)."""
+  legal = flags.DEFINE_float("legal_age", None, "The youngest age that may buy alcohol; "
+                             "default: the run's eval.legal_age (18).")
+  challenge = flags.DEFINE_float("challenge_age", None, "Ask for ID when the estimate is under "
+                                 "this; default: the run's eval.challenge_age (25).")
+  return legal, challenge
+
+
 def define_distributed_flags() -> None:
   """--coordinator_address, --num_processes, --process_id (for jobs outside SLURM)."""
   flags.DEFINE_string("coordinator_address", "",

@@ -13,6 +13,7 @@ import pathlib
 import numpy as np
 from absl import app, flags, logging
 
+from ageflax.cli import common
 from ageflax.devtools.synthetic import portraits
 
 _N = flags.DEFINE_integer("n", 2000, "Number of faces to write.")
@@ -74,4 +75,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

@@ -7,7 +7,9 @@ Restores the run's best checkpoint, loads the photos on a thread pool while the 
 model estimates the previous batch, and prints one row per photo (per face with
 --detect_faces): file, age (one decimal), age band and `ID check: yes/no` (estimate under
 the challenge age, or, for a dex-head run with --max_risk, P(age < legal age) above it).
-An unreadable photo or one without a face gets a row that says why (and `yes`).
+An unreadable photo or one without a face gets a row that says why (and `yes`), as does a
+photo whose estimate is not trusted (too small, blurred, noise, or a wide spread: the run
+config's `till` section, see `ageflax.till.trust`).
 """
 
 import collections
@@ -29,6 +31,7 @@ from ageflax.data import faces
 from ageflax.till import photos, prediction_rows
 from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.till.predictor import Predictor
+from ageflax.till.trust import TrustRules
 
 _WORKDIR = shared_flags.define_workdir()
 _CSV = flags.DEFINE_string("csv", None, "A CSV listing photos (paths relative to its folder).")
@@ -45,12 +48,7 @@ _DETECT_FACES = flags.DEFINE_bool("detect_faces", None,
                                   "the face normaliser like the training photos; default: "
                                   "on when the run was trained with data.face_framing.mode="
                                   "'align'.")
-_LEGAL_AGE = flags.DEFINE_float("legal_age", None,
-                                "The youngest age that may buy alcohol; default: the run's "
-                                "eval.legal_age (18).")
-_CHALLENGE_AGE = flags.DEFINE_float("challenge_age", None,
-                                    "Ask for ID when the estimate is under this; default: the "
-                                    "run's eval.challenge_age (25).")
+_LEGAL_AGE, _CHALLENGE_AGE = shared_flags.define_id_check_ages()
 _MAX_RISK = flags.DEFINE_float("max_risk", None,
                                "dex head only: also ask for ID when P(age < legal age) is "
                                "above this probability.")
@@ -65,6 +63,7 @@ def main(argv: list[str]) -> None:
   paths = photos.list_photos(argv[1:], _CSV.value, _CSV_COLUMN.value, _CSV_ROOT.value)
   predictor = Predictor.from_workdir(_WORKDIR.value, _STEP.value, _BATCH_SIZE.value)
   policy = _policy(predictor)
+  trust = TrustRules.from_config(predictor.config.till)
   normaliser = _normaliser(predictor)
   load = functools.partial(photos.load_photo, image_size=predictor.image_size,
                            normaliser=normaliser,
@@ -79,7 +78,7 @@ def main(argv: list[str]) -> None:
     for chunk, done in _loaded_in_chunks(paths, load, predictor.batch_size, executor):
       images = [photo.image for photo in chunk if photo.image is not None]
       predictions = predictor.predict(np.stack(images), _FLIP_TTA.value) if images else None
-      rows += prediction_rows.rows_for(chunk, predictions, policy)
+      rows += prediction_rows.rows_for(chunk, predictions, policy, trust)
       line = progress.update(done)
       if line and len(paths) > predictor.batch_size:
         print(line, file=sys.stderr)
@@ -98,10 +97,11 @@ def _policy(predictor: Predictor) -> IdCheckPolicy:
 
 def _normaliser(predictor: Predictor) -> faces.FaceNormaliser | None:
   """The run's face normaliser, unless --detect_faces says otherwise."""
-  framing = predictor.config.data.face_framing
-  detect = _DETECT_FACES.value if _DETECT_FACES.value is not None else framing.mode == "align"
-  return faces.FaceNormaliser(predictor.image_size, framing.min_face_fraction,
-                              framing.min_score) if detect else None
+  data = predictor.config.data
+  detect = _DETECT_FACES.value
+  if detect is None:
+    detect = data.face_framing.mode == "align"
+  return faces.FaceNormaliser.from_config(data) if detect else None
 
 
 def _warm_up(predictor: Predictor) -> float:

@@ -37,8 +37,7 @@ flags.mark_flags_as_required(["manual_dir"])
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  common.refuse_arguments(argv)
   data = _CONFIG.value.data
   if _FORMAT.value:
     data.format = _FORMAT.value

@@ -19,8 +19,7 @@ shared_flags.define_distributed_flags()
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  common.refuse_arguments(argv)
   common.initialize_distributed_from_flags()
   loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _ALLOW_CONFIG_CHANGE.value)
 

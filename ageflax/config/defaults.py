@@ -108,11 +108,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.challenge_age = 25.0  # Alcohol check: estimated younger than this is asked for ID.
 
   config.till = till = ml_collections.ConfigDict()  # When a till estimate is not trusted.
-  till.min_photo_side = 48  # Photos whose shorter side has fewer pixels: ID check, not judged.
-  till.min_face_side = 40  # Detected faces narrower or shorter than this many pixels: ID check.
-  till.min_sharpness = 10.0  # Variance of the Laplacian of the model's grey input below: ID check.
-  till.max_sharpness = 3000.0  # Above it the picture is noise, not a face: ID check.
-  till.max_spread = 12.0  # dex head: the model's own std of the age in years above it: ID check.
+  # Each limit below marks a photo whose estimate is not trusted: it gets an ID check.
+  till.min_photo_side = 48  # Photos whose shorter side has fewer pixels.
+  till.min_face_side = 40  # Detected faces whose shorter side has fewer pixels.
+  till.min_sharpness = 2.5  # Blur: the variance of the Laplacian of the model's grey input.
+  till.max_noise_ratio = 2.0  # Noise, not a face: Laplacian std over the std of 8x8 means.
+  till.max_spread = 12.0  # dex head: the model's own std of the age, in years, above it.
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 1000  # Also save mid-epoch every this many steps.

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable
 
 import cv2
+import ml_collections
 import numpy as np
 
 from ageflax.core.errors import DataError
@@ -71,6 +72,12 @@ class FaceNormaliser:
     self.min_face_fraction = min_face_fraction
     self.min_score = min_score
     self._per_thread = threading.local()
+
+  @classmethod
+  def from_config(cls, data: ml_collections.ConfigDict) -> "FaceNormaliser":
+    """The normaliser of a `data` config section: its image size and `face_framing`."""
+    framing = data.face_framing
+    return cls(data.image_size, framing.min_face_fraction, framing.min_score)
 
   def detect(self, image: np.ndarray) -> list[Face]:
     """The usable faces in an upright uint8 RGB photo [H, W, 3], the customer's first."""

@@ -118,8 +118,7 @@ def frame_all(
   """
   from ageflax.data import faces  # OpenCV loads only when faces are framed
 
-  normaliser = faces.FaceNormaliser(config.image_size, config.face_framing.min_face_fraction,
-                                    config.face_framing.min_score)
+  normaliser = faces.FaceNormaliser.from_config(config)
   size = config.image_size
   images = np.zeros((len(records), size, size, 3), np.uint8)
   failed: dict[tuple[str, int], str] = {}

@@ -14,6 +14,7 @@ import os
 import pathlib
 from collections.abc import Sequence
 
+from ageflax.core import atomic_files
 from ageflax.core.errors import DataError
 from ageflax.data import image_files
 
@@ -242,8 +243,8 @@ def describe_problems(problems: Sequence[Problem], limit: int = 3) -> str:
 
 
 def write_problems(problems: Sequence[Problem], path: str | os.PathLike) -> None:
-  """Writes every problem row to a CSV (row, file_name, reason)."""
-  with open(path, "w", newline="", encoding="utf-8") as f:
+  """Writes every problem row to a CSV (row, file_name, reason), whole or not at all."""
+  with atomic_files.open_atomically(path, newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
     writer.writerow(["origin", "row", "file_name", "reason"])
     for p in problems:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from ageflax.core import age_stats
-from ageflax.core.errors import DataError
+from ageflax.core.errors import ConfigError, DataError
 from ageflax.data import label_rows, layouts, tf_augment
 from ageflax.data.augment_spec import AugmentSpec
 from ageflax.data.image_store import ImageStore, create_store
@@ -288,6 +288,10 @@ def _prepare_framed(faces: label_rows.LabelledFaces, config: ml_collections.Conf
 
 def _prepare_records(config, process_index: int, process_count: int) -> PreparedData:
   """Prepared records: every host reads all evaluation photos and its shard of 'train'."""
+  if config.face_framing.mode != "none":
+    # Records fix each split's photos when written; framing would drop some afterwards.
+    raise ConfigError("data.face_framing.mode='align' reads a photo folder, not prepared "
+                      "records (data.source='tfds'): train on the folder itself")
   from ageflax.data import tfds_records  # tensorflow_datasets loads only for records
 
   builder = tfds_records.load_builder(config.dir)

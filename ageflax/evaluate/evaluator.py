@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ageflax.core import age_bands, sharding
+from ageflax.core import age_bands, atomic_files, sharding
 from ageflax.model.predict import PredictFn
 
 CS_YEARS = 5  # CS@5: the share of photos estimated within this many years.
@@ -216,7 +216,7 @@ def write_predictions(
 ) -> None:
   """Writes predictions.csv: file_name, real_age, predicted_age, age_band (of the real age)."""
   bands = age_bands.band_index(ages)
-  with open(path, "w", newline="", encoding="utf-8") as f:
+  with atomic_files.open_atomically(path, newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
     writer.writerow(["file_name", "real_age", "predicted_age", "age_band"])
     for name, age, prediction, band in zip(file_names, ages, predictions, bands, strict=True):

@@ -26,7 +26,8 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 class Photo:
   """One picture to predict: a whole photo, or one face found in it (`face` counts from 1).
 
-  Exactly one of `image` (uint8 [S, S, 3]) and `problem` (why there is no image) is set.
+  Exactly one of `image` (uint8 [S, S, 3]) and `problem` (why there is no image) is set;
+  `size` is the photo's (width, height) in pixels as its file declares it.
   """
 
   path: str
@@ -34,6 +35,7 @@ class Photo:
   problem: str | None = None
   face: int | None = None
   box: FaceBox | None = None
+  size: tuple[int, int] | None = None
 
 
 def list_photos(paths: Sequence[str], csv_path: str | None = None,
@@ -106,12 +108,13 @@ def load_photo(path: str, image_size: int, normaliser: FaceNormaliser | None = N
   problem = image_files.image_file_problem(path, max_megapixels)
   if problem:
     return [Photo(path, problem=problem)]
+  size = _declared_size(path)
   try:
     encoded = tf.io.read_file(path)
     orientation = tf.constant(image_files.exif_orientation(path))
     if normaliser is None:
       image = tf_images.load_encoded_image(encoded, orientation, image_size)
-      return [Photo(path, image=image.numpy())]
+      return [Photo(path, image=image.numpy(), size=size)]
     upright = tf_images.apply_exif_orientation(tf_images.decode_image(encoded),
                                                orientation).numpy()
   except (tf.errors.OpError, OSError) as e:
@@ -119,8 +122,15 @@ def load_photo(path: str, image_size: int, normaliser: FaceNormaliser | None = N
   framed = normaliser.frame_all(upright)
   if not framed:
     return [Photo(path, problem="no face found")]
-  return [Photo(path, image=face.image, face=i, box=face.face.box)
+  return [Photo(path, image=face.image, face=i, box=face.face.box, size=size)
           for i, face in enumerate(framed, start=1)]
+
+
+def _declared_size(path: str) -> tuple[int, int] | None:
+  """The (width, height) a checked image file's header declares."""
+  with open(path, "rb") as f:
+    image_format = image_files.sniff_format(f.read(16))
+  return image_files.image_size(path, image_format) if image_format else None
 
 
 def _first_line(error: Exception) -> str:

@@ -2,7 +2,8 @@
 
 Each row has the estimate, its age band and the cashier's answer under the ID-check
 policy. A photo without an estimate (unreadable, or no face found) says why, and its
-answer is `yes`: with no estimate the cashier asks.
+answer is `yes`: with no estimate the cashier asks. So is the answer for an estimate the
+till does not trust (`till.trust`): the row keeps the estimate and says why it is not trusted.
 """
 
 import csv
@@ -13,11 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ageflax.core import age_bands
+from ageflax.core import age_bands, atomic_files
 from ageflax.core.errors import ConfigError
 from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.till.photos import Photo
 from ageflax.till.predictor import Predictions
+from ageflax.till.trust import TrustRules
 
 OUTPUT_FORMATS = (".csv", ".json")
 
@@ -48,8 +50,9 @@ class Row:
 
 
 def rows_for(photos: Sequence[Photo], predictions: Predictions | None,
-             policy: IdCheckPolicy) -> list[Row]:
-  """The rows of `photos`, whose images (in order) `predictions` estimated."""
+             policy: IdCheckPolicy, trust: TrustRules) -> list[Row]:
+  """The rows of `photos`, whose images (in order) `predictions` estimated; an estimate
+  `trust` does not trust gets an ID check and the reason."""
   rows, estimate = [], 0
   spreads = predictions.spreads() if predictions is not None else None
   under = predictions.probabilities_under(policy.legal_age) if predictions is not None else None
@@ -59,9 +62,11 @@ def rows_for(photos: Sequence[Photo], predictions: Predictions | None,
       continue
     age = float(predictions.ages[estimate])
     p_under = None if under is None else float(under[estimate])
-    rows.append(Row(photo.path, policy.needs_id(age, p_under), age, age_bands.band_of(age),
-                    photo.face, str(photo.box) if photo.box else "",
-                    None if spreads is None else float(spreads[estimate]), p_under))
+    spread = None if spreads is None else float(spreads[estimate])
+    distrust = trust.distrust(photo, spread)
+    rows.append(Row(photo.path, distrust is not None or policy.needs_id(age, p_under), age,
+                    age_bands.band_of(age), photo.face, str(photo.box) if photo.box else "",
+                    spread, p_under, distrust or ""))
     estimate += 1
   return rows
 
@@ -90,22 +95,22 @@ def _optional(value: float | None, spec: str) -> str:
 
 
 def check_output_path(path: str) -> None:
-  """Raises ConfigError unless `path` ends in .csv or .json and its folder exists."""
+  """Raises ConfigError unless `path` ends in .csv or .json and a file can be written there
+  (checked before any work, so no estimate is computed for nothing)."""
   if os.path.splitext(path)[1].lower() not in OUTPUT_FORMATS:
     raise ConfigError(f"--output={path}: name a .csv or .json file")
-  folder = os.path.dirname(os.path.abspath(path))
-  if not os.path.isdir(folder):
-    raise ConfigError(f"--output={path}: folder {folder} does not exist")
+  atomic_files.check_writable(path, "--output")
 
 
 def write_rows(path: str, rows: Sequence[Row], about: dict) -> None:
-  """Writes the rows as CSV (one line per row) or JSON ({'about': ..., 'rows': [...]})."""
+  """Writes the rows as CSV (one line per row) or JSON ({'about': ..., 'rows': [...]}), whole
+  or not at all."""
   records = [r.as_dict() for r in rows]
   if path.lower().endswith(".json"):
-    with open(path, "w") as f:
-      json.dump({"about": about, "rows": records}, f, indent=2)
+    atomic_files.write_text_atomically(path, json.dumps({"about": about, "rows": records},
+                                                        indent=2))
     return
-  with open(path, "w", newline="", encoding="utf-8") as f:
+  with atomic_files.open_atomically(path, newline="", encoding="utf-8") as f:
     writer = csv.DictWriter(f, fieldnames=list(records[0]) if records else ["file"])
     writer.writeheader()
     writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from ageflax.config import schema
-from ageflax.core import run_files, sharding
+from ageflax.core import atomic_files, run_files, sharding
 from ageflax.core.errors import ConfigError, TrainingError
 from ageflax.core.progress import Progress
 from ageflax.data import pipeline
@@ -281,5 +281,4 @@ def evaluate_split(
 
 def _write_json(path: str, values: dict) -> None:
   if jax.process_index() == 0:
-    with open(path, "w") as f:
-      json.dump(values, f, indent=2)
+    atomic_files.write_text_atomically(path, json.dumps(values, indent=2))

@@ -10,7 +10,7 @@ import os
 import jax
 from absl import logging
 
-from ageflax.core import run_files
+from ageflax.core import atomic_files, run_files
 
 
 class SummaryWriter:
@@ -46,10 +46,7 @@ def append_history(path: str | os.PathLike, record: dict) -> list[dict]:
     with open(path) as f:
       history = json.load(f)
   history = [r for r in history if r["step"] < record["step"]] + [record]
-  temporary = f"{path}.tmp"
-  with open(temporary, "w") as f:
-    json.dump(history, f, indent=1)
-  os.replace(temporary, path)
+  atomic_files.write_text_atomically(path, json.dumps(history, indent=1))
   return history
 
 

@@ -175,3 +175,16 @@ def test_a_challenge_age_below_the_legal_age_is_refused(evaluated):
                             "--challenge_age=18"])
   assert "the legal age (21) must be above 0 and at most the challenge age (18)" in error_line(
       result)
+
+
+def test_a_step_that_is_not_there_lists_the_steps_there_are(evaluated):
+  workdir = evaluated[0]
+  line = error_line(run_entry_point(["scripts/eval.py", f"--workdir={workdir}", "--step=999"]))
+  assert "999" in line and "4" in line.split("999", 1)[1], line
+
+
+@pytest.mark.parametrize("script", ["train.py", "scripts/eval.py", "scripts/predict.py",
+                                    "scripts/export.py"])
+def test_help_exits_0(script):
+  result = run_entry_point([script, "--help"])
+  assert result.returncode == 0 and "--helpfull" in result.stdout, result.stderr[-2000:]

@@ -4,7 +4,7 @@ import signal
 
 import jax
 import numpy as np
-from conftest import run_entry_point, run_until_signalled, tiny_train_args
+from conftest import run_entry_point, run_until_signalled, tiny_train_args, write_face_folder
 
 from ageflax.config import schema
 from ageflax.core import sharding
@@ -61,3 +61,11 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, face_folder):
   args = tiny_train_args(face_folder, tmp_path / "run", *_OVERRIDES)
   step = _stopped_step(*run_until_signalled(args, signal.SIGINT, "step 10/60"), signal.SIGINT)
   assert (tmp_path / "run" / "checkpoints" / str(step)).is_dir()
+
+
+def test_sigterm_while_starting_up_is_one_line(tmp_path):
+  args = tiny_train_args(write_face_folder(tmp_path / "faces", 40), tmp_path / "run")
+  status, log = run_until_signalled(args, signal.SIGTERM, "mesh data=")
+  assert status == 128 + signal.SIGTERM, log[-2000:]
+  assert log.strip().splitlines()[-1].startswith("stopped by SIGTERM outside the training loop")
+  assert "Traceback" not in log

@@ -3,6 +3,7 @@ the SavedModel export, on models trained here."""
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -236,3 +237,28 @@ def test_export_script_refuses_a_folder_in_use(runs, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert (tmp_path / "new" / "saved_model.pb").exists()
   assert "predict_image_bytes (image_bytes string [N]) -> age" in result.stdout
+
+
+def test_predict_script_refuses_an_output_folder_before_any_work(tmp_path):
+  (tmp_path / "x.csv").mkdir()
+  line = error_line(run_entry_point(["scripts/predict.py", f"--workdir={tmp_path / 'no_run'}",
+                                     str(tmp_path), f"--output={tmp_path / 'x.csv'}"]))
+  assert line == f"error: --output={tmp_path / 'x.csv'} is a folder: name a file in it"
+
+
+@pytest.mark.parametrize("head", ["affine", "dex"])
+def test_noise_and_a_one_pixel_photo_never_get_no(runs, tmp_path, head):
+  Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "one.png")
+  noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+  Image.fromarray(noise).save(tmp_path / "noise.png")
+  out = tmp_path / "rows.csv"
+  result = run_entry_point(["scripts/predict.py", f"--workdir={runs[head]}", str(tmp_path),
+                            f"--output={out}", "--legal_age=1", "--challenge_age=1"])  # trusted: no
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(out) as f:
+    rows = {row["file"].rsplit("/", 1)[-1]: row for row in csv.DictReader(f)}
+  assert rows["one.png"]["id_check"] == "yes"
+  assert rows["one.png"]["note"] == "photo too small to judge (1x1)"
+  assert rows["noise.png"]["id_check"] == "yes"
+  assert rows["noise.png"]["note"].startswith("noise, not a face")
+  assert [name for name in os.listdir(tmp_path) if name.endswith(".tmp")] == []
