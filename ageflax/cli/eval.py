@@ -13,15 +13,13 @@ import json
 import os
 import sys
 
-import jax
-import numpy as np
 from absl import app, flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
-from ageflax.core import atomic_files, run_files, sharding
-from ageflax.data import image_store, label_rows, layouts, pipeline
-from ageflax.evaluate import evaluator, plots
+from ageflax.core import run_files, sharding
+from ageflax.data import layouts, pipeline
+from ageflax.evaluate import evaluator, report
 from ageflax.model import predict
 from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.train import loop, restore
@@ -62,7 +60,9 @@ def main(argv: list[str]) -> None:
   split_evaluator = evaluator.Evaluator(predict.make_predict_fn(run.graphdef, _FLIP_TTA.value),
                                        mesh, config.eval.batch_size)
   result = loop.evaluate_split(split_evaluator, run.variables, data, split, config)
-  _report(result, data, split, run.step, _baseline_median(), config)
+  output_dir = _OUTPUT_DIR.value or run_files.eval_dir(_WORKDIR.value, run.step)
+  report.report(result, data, split, run.step, _baseline_median(), config, _FLIP_TTA.value,
+                output_dir)
 
 
 def _set_alcohol_ages(config) -> None:
@@ -92,62 +92,6 @@ def _baseline_median() -> float | None:
     return None
   with open(path) as f:
     return json.load(f)["train_median_age"]
-
-
-def _report(result, data, split: str, step: int, train_median: float | None, config) -> None:
-  indices = data.indices(split)
-  ages = data.store.ages[indices]
-  predictions = np.array([result.predictions[int(i)] for i in indices])
-  detailed = evaluator.detailed_metrics(ages, predictions, config.eval.legal_age,
-                                         config.eval.challenge_age)
-  metrics = dict(result.metrics, **detailed, step=step, split=split, data_dir=config.data.dir,
-                 flip_tta=_FLIP_TTA.value, face_framing=config.data.face_framing.mode,
-                 **_left_out(data))
-  if train_median is not None:
-    metrics["median_baseline_mae"] = evaluator.median_baseline_mae(train_median, ages)
-    metrics["train_median_age"] = train_median
-  print(f"MAE {metrics['mae']:.2f} on {metrics['count']:,} images")
-  if metrics["photos_without_face"] or metrics["rows_skipped"]:
-    print(f"not in the MAE: {metrics['photos_without_face']:,} photos without a usable face "
-          f"and {metrics['rows_skipped'] - metrics['photos_without_face']:,} other skipped rows "
-          f"(listed in {run_files.SKIPPED_ROWS})")
-  if train_median is not None:
-    print(f"predict-the-median baseline (training median {train_median:g}): "
-          f"MAE {metrics['median_baseline_mae']:.2f}")
-  if jax.process_index() != 0:
-    return
-  print(evaluator.format_report(metrics))
-  output_dir = _OUTPUT_DIR.value or run_files.eval_dir(_WORKDIR.value, step)
-  os.makedirs(output_dir, exist_ok=True)
-  atomic_files.write_text_atomically(os.path.join(output_dir, run_files.EVAL_METRICS),
-                                     json.dumps(metrics, indent=2))
-  label_rows.write_problems(data.problems, os.path.join(output_dir, run_files.SKIPPED_ROWS))
-  evaluator.write_predictions(os.path.join(output_dir, run_files.PREDICTIONS),
-                               [data.store.file_names[i] for i in indices], ages, predictions)
-  _plot(output_dir, metrics, ages, predictions, config)
-  print(f"wrote {output_dir}/: {', '.join(run_files.EVAL_OUTPUTS)}")
-
-
-def _left_out(data: pipeline.PreparedData) -> dict[str, int]:
-  """The rows an evaluation could not score: the photos without a usable face (of the
-  evaluated split) and every skipped row of the folder."""
-  without_face = sum(problem.reason == image_store.NO_FACE for problem in data.problems)
-  return {"photos_without_face": without_face, "rows_skipped": len(data.problems)}
-
-
-def _plot(output_dir: str, metrics: dict, ages, predictions, config) -> None:
-  """predicted_vs_true.png and error_by_age.png, titled with what was evaluated."""
-  photos = "all" if metrics["split"] == "all" else f"the {metrics['split']}"
-  what = (f"{config.model.name} at step {metrics['step']:,} on {photos} photos of "
-          f"{os.path.basename(os.path.normpath(metrics['data_dir']))}"
-          + (", flip TTA" if metrics["flip_tta"] else ""))
-  plots.plot_predicted_vs_true(ages, predictions, os.path.join(output_dir, run_files.PREDICTED_VS_TRUE),
-                               what, config.eval.legal_age, config.eval.challenge_age)
-  plots.plot_error_by_age(metrics["age_bands"], os.path.join(output_dir, run_files.ERROR_BY_AGE),
-                          f"Error by true age band: {what}\nMAE {metrics['mae']:.2f}, mean "
-                          f"signed error {metrics['mean_error']:+.2f} years on "
-                          f"{metrics['count']:,} photos")
-
 
 
 def run() -> None:

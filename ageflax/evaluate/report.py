@@ -1,0 +1,79 @@
+"""The evaluation report of `scripts/eval.py`: its metrics, console lines, files and plots.
+
+One evaluation of a split becomes `eval_metrics.json` (every figure, what was evaluated and
+what was left out), `predictions.csv`, `skipped_rows.csv` and two plots; the console gets
+the MAE beside the predict-the-median baseline and the report's tables.
+"""
+
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from ageflax.core import atomic_files, run_files
+from ageflax.data import image_store, label_rows, pipeline
+from ageflax.evaluate import evaluator, plots
+
+
+def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str, step: int,
+           train_median: float | None, config: ml_collections.ConfigDict, flip_tta: bool,
+           output_dir: str) -> None:
+  """Prints the report of one evaluated split and, on process 0, writes it to `output_dir`."""
+  indices = data.indices(split)
+  ages = data.store.ages[indices]
+  predictions = np.array([result.predictions[int(i)] for i in indices])
+  detailed = evaluator.detailed_metrics(ages, predictions, config.eval.legal_age,
+                                        config.eval.challenge_age)
+  metrics = dict(result.metrics, **detailed, step=step, split=split, data_dir=config.data.dir,
+                 flip_tta=flip_tta, face_framing=config.data.face_framing.mode,
+                 **_left_out(data))
+  if train_median is not None:
+    metrics["median_baseline_mae"] = evaluator.median_baseline_mae(train_median, ages)
+    metrics["train_median_age"] = train_median
+  _print_headline(metrics)
+  if jax.process_index() != 0:
+    return
+  print(evaluator.format_report(metrics))
+  os.makedirs(output_dir, exist_ok=True)
+  atomic_files.write_text_atomically(os.path.join(output_dir, run_files.EVAL_METRICS),
+                                     json.dumps(metrics, indent=2))
+  label_rows.write_problems(data.problems, os.path.join(output_dir, run_files.SKIPPED_ROWS))
+  evaluator.write_predictions(os.path.join(output_dir, run_files.PREDICTIONS),
+                              [data.store.file_names[i] for i in indices], ages, predictions)
+  _plot(output_dir, metrics, ages, predictions, config)
+  print(f"wrote {output_dir}/: {', '.join(run_files.EVAL_OUTPUTS)}")
+
+
+def _print_headline(metrics: dict) -> None:
+  """The MAE, what it leaves out, and the predict-the-median baseline."""
+  print(f"MAE {metrics['mae']:.2f} on {metrics['count']:,} images")
+  if metrics["photos_without_face"] or metrics["rows_skipped"]:
+    print(f"not in the MAE: {metrics['photos_without_face']:,} photos without a usable face "
+          f"and {metrics['rows_skipped'] - metrics['photos_without_face']:,} other skipped rows "
+          f"(listed in {run_files.SKIPPED_ROWS})")
+  if "median_baseline_mae" in metrics:
+    print(f"predict-the-median baseline (training median {metrics['train_median_age']:g}): "
+          f"MAE {metrics['median_baseline_mae']:.2f}")
+
+
+def _left_out(data: pipeline.PreparedData) -> dict[str, int]:
+  """The rows an evaluation could not score: the photos without a usable face (of the
+  evaluated split) and every skipped row of the folder."""
+  without_face = sum(problem.reason == image_store.NO_FACE for problem in data.problems)
+  return {"photos_without_face": without_face, "rows_skipped": len(data.problems)}
+
+
+def _plot(output_dir: str, metrics: dict, ages, predictions, config) -> None:
+  """predicted_vs_true.png and error_by_age.png, titled with what was evaluated."""
+  photos = "all" if metrics["split"] == "all" else f"the {metrics['split']}"
+  what = (f"{config.model.name} at step {metrics['step']:,} on {photos} photos of "
+          f"{os.path.basename(os.path.normpath(metrics['data_dir']))}"
+          + (", flip TTA" if metrics["flip_tta"] else ""))
+  plots.plot_predicted_vs_true(ages, predictions,
+                               os.path.join(output_dir, run_files.PREDICTED_VS_TRUE), what, config.eval.legal_age, config.eval.challenge_age)
+  plots.plot_error_by_age(metrics["age_bands"], os.path.join(output_dir, run_files.ERROR_BY_AGE),
+                          f"Error by true age band: {what}\nMAE {metrics['mae']:.2f}, mean "
+                          f"signed error {metrics['mean_error']:+.2f} years on "
+                          f"{metrics['count']:,} photos")
