@@ -5,14 +5,16 @@
 Restores the run's best checkpoint (lowest validation MAE), evaluates every photo of
 DIR exactly once (or one split of it), prints `MAE 6.12 on 1,897 images` beside the
 predict-the-median baseline, then RMSE, CS@5, bias, the error per age band and the
-alcohol check, and writes eval_metrics.json, predictions.csv, predicted_vs_true.png and
-error_by_age.png.
+alcohol check, the run's calibrated ID policy (WORKDIR/id_policy.json, if any) beside the
+fixed Challenge rule with exact Clopper-Pearson intervals, and writes eval_metrics.json,
+predictions.csv, predicted_vs_true.png and error_by_age.png.
 """
 
 import json
 import os
 import sys
 
+import numpy as np
 from absl import app, flags
 
 from ageflax.cli import common
@@ -20,7 +22,9 @@ from ageflax.cli import flags as shared_flags
 from ageflax.core import run_files, sharding
 from ageflax.data import layouts, pipeline
 from ageflax.evaluate import evaluator, report
+from ageflax.evaluate import policy_calibration as calibration
 from ageflax.model import predict
+from ageflax.till import policy_file
 from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.train import loop, restore
 
@@ -58,11 +62,28 @@ def main(argv: list[str]) -> None:
   data = pipeline.prepare(config.data, problems_path=None,
                           splits=None if split == "all" else [split])
   split_evaluator = evaluator.Evaluator(predict.make_predict_fn(run.graphdef, _FLIP_TTA.value),
-                                       mesh, config.eval.batch_size)
+                                       mesh, config.eval.batch_size, config.eval.legal_age)
   result = loop.evaluate_split(split_evaluator, run.variables, data, split, config)
   output_dir = _OUTPUT_DIR.value or run_files.eval_dir(_WORKDIR.value, run.step)
+  policies, protected_ages = _id_policies(result, data.indices(split), config, run.step)
   report.report(result, data, split, run.step, _baseline_median(), config, _FLIP_TTA.value,
-                output_dir)
+                output_dir, policies, protected_ages)
+
+
+def _id_policies(result, indices, config, step: int):
+  """(description, whom it asks) of the run's calibrated policy, if it has one, and of the
+  fixed Challenge rule; and the protected ages to report them for."""
+  estimates = np.array([result.predictions[int(i)] for i in indices])
+  p_under = (None if result.p_under is None
+             else np.array([result.p_under[int(i)] for i in indices]))
+  fixed = IdCheckPolicy.from_config(config.eval)
+  policies = [(fixed.describe(), fixed.asks(estimates))]
+  if not policy_file.exists(_WORKDIR.value):
+    return policies, (evaluator.TEEN_FIRST_AGE, evaluator.TEEN_LAST_AGE)
+  calibrated, contents = policy_file.load(_WORKDIR.value, step)
+  protected = calibration.parse_age_range(contents["target"]["protected_ages"],
+                                          calibrated.legal_age)
+  return [(calibrated.describe(), calibrated.asks(estimates, p_under)), *policies], protected
 
 
 def _set_alcohol_ages(config) -> None:

@@ -7,6 +7,8 @@ Restores the run's best checkpoint, loads the photos on a thread pool while the 
 model estimates the previous batch, and prints one row per photo (per face with
 --detect_faces): file, age (one decimal), age band and `ID check: yes/no` (estimate under
 the challenge age, or, for a dex-head run with --max_risk, P(age < legal age) above it).
+The run's calibrated policy (WORKDIR/id_policy.json, scripts/calibrate_policy.py) decides
+by default; --challenge_age/--max_risk override it, and every output names the policy.
 An unreadable photo or one without a face gets a row that says why (and `yes`), as does a
 photo whose estimate is not trusted (too small, blurred, noise, or a wide spread: the run
 config's `till` section, see `ageflax.till.trust`).
@@ -14,6 +16,7 @@ config's `till` section, see `ageflax.till.trust`).
 
 import collections
 import concurrent.futures
+import dataclasses
 import functools
 import itertools
 import os
@@ -25,10 +28,11 @@ from absl import app, flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
+from ageflax.core import run_files
 from ageflax.core.errors import ConfigError
 from ageflax.core.progress import Progress
 from ageflax.data import faces
-from ageflax.till import photos, prediction_rows
+from ageflax.till import photos, policy_file, prediction_rows
 from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.till.predictor import Predictor
 from ageflax.till.trust import TrustRules
@@ -87,12 +91,32 @@ def main(argv: list[str]) -> None:
 
 
 def _policy(predictor: Predictor) -> IdCheckPolicy:
+  """The run's calibrated policy (WORKDIR/id_policy.json) unless --challenge_age or --max_risk
+  set the rule; without either, the run config's fixed rule."""
   if _MAX_RISK.value is not None and not predictor.has_distribution:
     raise ConfigError(f"--max_risk needs a run trained with model.head='dex' (its P(age < "
                       f"legal age)); {_WORKDIR.value} has the {predictor.config.model.head!r} "
                       "head")
-  return IdCheckPolicy.from_config(predictor.config.eval, _LEGAL_AGE.value, _CHALLENGE_AGE.value,
-                                   _MAX_RISK.value)
+  overridden = _CHALLENGE_AGE.value is not None or _MAX_RISK.value is not None
+  if not overridden and policy_file.exists(_WORKDIR.value):
+    return _calibrated_policy(predictor)
+  policy = IdCheckPolicy.from_config(predictor.config.eval, _LEGAL_AGE.value, _CHALLENGE_AGE.value,
+                                     _MAX_RISK.value)
+  return dataclasses.replace(policy, source="set by --challenge_age/--max_risk" if overridden
+                             else "fixed rule of the run's config; no calibrated policy")
+
+
+def _calibrated_policy(predictor: Predictor) -> IdCheckPolicy:
+  """The calibrated policy, refused where this prediction differs from its calibration."""
+  policy, _ = policy_file.load(_WORKDIR.value, predictor.step)
+  path = run_files.path(_WORKDIR.value, run_files.ID_POLICY)
+  if _LEGAL_AGE.value is not None and _LEGAL_AGE.value != policy.legal_age:
+    raise ConfigError(f"--legal_age={_LEGAL_AGE.value:g}: {path} was calibrated for legal age "
+                      f"{policy.legal_age:g}; recalibrate, or set --challenge_age/--max_risk")
+  if _FLIP_TTA.value:
+    raise ConfigError(f"--flip_tta: {path} was calibrated without flip TTA; drop the flag, or "
+                      "set --challenge_age/--max_risk")
+  return policy
 
 
 def _normaliser(predictor: Predictor) -> faces.FaceNormaliser | None:

@@ -9,6 +9,8 @@
   WORKDIR/tensorboard/         TensorBoard scalars
   WORKDIR/checkpoints/STEP/    Orbax checkpoints; unreadable ones are renamed unreadable_STEP
   WORKDIR/eval/STEP/           what scripts/eval.py writes (EVAL_OUTPUTS)
+  WORKDIR/id_policy.json       the calibrated ID-check policy (scripts/calibrate_policy.py)
+  WORKDIR/id_policy_tradeoff.png  its trade-off: protected customers passed vs adults asked
 """
 
 import os
@@ -24,6 +26,8 @@ TENSORBOARD = "tensorboard"
 CHECKPOINTS = "checkpoints"
 UNREADABLE_PREFIX = "unreadable_"
 EVAL = "eval"
+ID_POLICY = "id_policy.json"
+ID_POLICY_TRADEOFF = "id_policy_tradeoff.png"
 
 # The files of one evaluation, in its output folder.
 EVAL_METRICS = "eval_metrics.json"

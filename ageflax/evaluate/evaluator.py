@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ageflax.core import age_bands, atomic_files, sharding
+from ageflax.model import dex
 from ageflax.model.predict import PredictFn
 
 CS_YEARS = 5  # CS@5: the share of photos estimated within this many years.
@@ -28,10 +29,12 @@ TEEN_BAR = 0.999
 
 @dataclasses.dataclass(frozen=True)
 class EvalResult:
-  """Metrics over every evaluated photo, and each photo's prediction by store index."""
+  """Metrics over every evaluated photo, and each photo's prediction by store index; with
+  an evaluator given `under_age` and a dex-head model, each photo's P(age < under_age) too."""
 
   metrics: dict[str, float]
   predictions: dict[int, float]
+  p_under: dict[int, float] | None = None
 
 
 def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
@@ -56,13 +59,16 @@ class Evaluator:
   sums, which accumulate in float64 on the host, so every photo counts exactly once.
   """
 
-  def __init__(self, predict_fn: PredictFn, mesh: jax.sharding.Mesh, global_batch_size: int):
-    """`predict_fn(variables, images)` -> {'age': [B], ...}; batches of `global_batch_size`."""
+  def __init__(self, predict_fn: PredictFn, mesh: jax.sharding.Mesh, global_batch_size: int,
+               under_age: float | None = None):
+    """`predict_fn(variables, images)` -> {'age': [B], ...}; batches of `global_batch_size`;
+    with `under_age`, a dex head's P(age < under_age) of each photo is kept too."""
     self.mesh = mesh
     self.global_batch_size = global_batch_size
     replicated = sharding.replicated(mesh)
     # Predictions come back whole on every process, each host's rows and the others'.
-    self._batch_step = jax.jit(functools.partial(_sums_and_rows, predict_fn=predict_fn),
+    self._batch_step = jax.jit(functools.partial(_sums_and_rows, predict_fn=predict_fn,
+                                                 under_age=under_age),
                                in_shardings=(replicated, sharding.batch_sharding(mesh)),
                                out_shardings=(replicated, replicated))
 
@@ -79,21 +85,27 @@ class Evaluator:
   def run(self, variables, batches: Iterable[dict[str, np.ndarray]]) -> EvalResult:
     """Metrics over every batch, and the prediction of every photo by image-store index."""
     totals = {"sum_abs_error": 0.0, "sum_squared_error": 0.0, "sum_error": 0.0, "count": 0.0}
-    predictions = {}
+    predictions, p_under = {}, {}
     for batch in batches:
       sums, rows = self.evaluate_batch(variables, batch)
       for name, value in sums.items():
         totals[name] += float(value)
-      for store_index, prediction in zip(rows["index"], rows["prediction"], strict=True):
+      for row, store_index in enumerate(rows["index"]):
         if store_index >= 0:
-          predictions[int(store_index)] = float(prediction)
-    return EvalResult(metrics_from_sums(totals), predictions)
+          predictions[int(store_index)] = float(rows["prediction"][row])
+          if "p_under" in rows:
+            p_under[int(store_index)] = float(rows["p_under"][row])
+    return EvalResult(metrics_from_sums(totals), predictions, p_under or None)
 
 
-def _sums_and_rows(variables, batch: dict[str, jax.Array], *, predict_fn: PredictFn):
-  predictions = predict_fn(variables, batch["image"])["age"]
-  sums = masked_error_sums(predictions, batch["age"], batch["mask"])
-  return sums, {"index": batch["index"], "prediction": predictions}
+def _sums_and_rows(variables, batch: dict[str, jax.Array], *, predict_fn: PredictFn,
+                   under_age: float | None):
+  outputs = predict_fn(variables, batch["image"])
+  sums = masked_error_sums(outputs["age"], batch["age"], batch["mask"])
+  rows = {"index": batch["index"], "prediction": outputs["age"]}
+  if under_age is not None and "distribution" in outputs:
+    rows["p_under"] = dex.probability_under(outputs["distribution"], under_age)
+  return sums, rows
 
 
 def masked_error_sums(predictions: jax.Array, ages: jax.Array,

@@ -11,6 +11,8 @@ import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
+from ageflax.core import atomic_files
+
 _BLUE, _ORANGE, _RED, _GREY = "#1f77b4", "#ff7f0e", "#d62728", "#555555"
 
 
@@ -171,3 +173,39 @@ def _spans_decades(history, names) -> bool:
   values = [r[n] for r in history for n in names if r.get(n) is not None and r[n] > 0]
   return bool(values) and max(values) > 10 * min(values)
 
+
+
+def plot_policy_tradeoff(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                         marks: Sequence[tuple[str, float, float]], target: float,
+                         protected: str, path: str | os.PathLike, title: str) -> None:
+  """Protected customers passed without ID against adults asked, over every threshold.
+
+  Args:
+    curves: (rule name, share of adults asked, share of protected passed) per rule family.
+    marks: (label, adults asked, protected passed) of single rules: the chosen one first,
+      then e.g. Challenge 25.
+    target: the largest pass rate the store accepts, drawn as a line.
+    protected: the protected ages in words, e.g. '13-17'.
+    path: the PNG to write (whole or not at all).
+    title: the figure's title.
+  """
+  figure = Figure(figsize=(8.5, 6.5), dpi=110, layout="constrained")
+  axes = figure.add_subplot()
+  for (name, asked, passed), colour in zip(curves, (_BLUE, _ORANGE, _GREY), strict=False):
+    axes.step(100 * np.asarray(asked), 100 * np.asarray(passed), where="post", color=colour,
+              linewidth=1.8, label=f"rule: {name} (every threshold)")
+  axes.axhline(100 * target, color=_RED, linestyle="--", linewidth=1.2,
+               label=f"target: at most {100 * target:g}% of {protected}-year-olds pass")
+  for (label, asked, passed), (marker, colour) in zip(marks, (("*", _RED), ("o", "black")),
+                                                      strict=False):
+    axes.plot(100 * asked, 100 * passed, marker=marker, markersize=14 if marker == "*" else 9,
+              color=colour, linestyle="none", label=label)
+  axes.set_xlabel("adults asked for ID (% of customers 18 and over)", fontsize=11)
+  axes.set_ylabel(f"{protected}-year-olds sold alcohol without an ID check (%)", fontsize=11)
+  axes.set_xlim(0, 100)
+  axes.set_ylim(bottom=0)
+  axes.grid(alpha=0.3)
+  axes.set_title(title, fontsize=11)
+  axes.legend(loc="upper right", fontsize=9, framealpha=0.9)
+  with atomic_files.open_atomically(path, "wb") as f:
+    figure.savefig(f, format="png")

@@ -7,6 +7,7 @@ the MAE beside the predict-the-median baseline and the report's tables.
 
 import json
 import os
+from collections.abc import Sequence
 
 import jax
 import ml_collections
@@ -14,13 +15,19 @@ import numpy as np
 
 from ageflax.core import atomic_files, run_files
 from ageflax.data import image_store, label_rows, pipeline
-from ageflax.evaluate import evaluator, plots
+from ageflax.evaluate import evaluator, plots, policy_calibration
 
 
 def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str, step: int,
            train_median: float | None, config: ml_collections.ConfigDict, flip_tta: bool,
-           output_dir: str) -> None:
-  """Prints the report of one evaluated split and, on process 0, writes it to `output_dir`."""
+           output_dir: str, id_policies: Sequence[tuple[str, np.ndarray]] = (),
+           protected_ages: tuple[int, int] = (13, 17)) -> None:
+  """Prints the report of one evaluated split and, on process 0, writes it to `output_dir`.
+
+  `id_policies` are (description, whom it asks) of ID-check rules, e.g. the calibrated one
+  and Challenge 25, each asked-mask in the order of the split's photos; their realized
+  rates are reported with exact Clopper-Pearson intervals for `protected_ages`.
+  """
   indices = data.indices(split)
   ages = data.store.ages[indices]
   predictions = np.array([result.predictions[int(i)] for i in indices])
@@ -29,6 +36,10 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
   metrics = dict(result.metrics, **detailed, step=step, split=split, data_dir=config.data.dir,
                  flip_tta=flip_tta, face_framing=config.data.face_framing.mode,
                  **_left_out(data))
+  metrics["id_policies"] = [
+      {"policy": name, **policy_calibration.realized_rates(asked, ages, config.eval.legal_age,
+                                                           protected_ages)}
+      for name, asked in id_policies]
   if train_median is not None:
     metrics["median_baseline_mae"] = evaluator.median_baseline_mae(train_median, ages)
     metrics["train_median_age"] = train_median
@@ -36,6 +47,8 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
   if jax.process_index() != 0:
     return
   print(evaluator.format_report(metrics))
+  for entry in metrics["id_policies"]:
+    print(_policy_lines(entry, protected_ages))
   os.makedirs(output_dir, exist_ok=True)
   atomic_files.write_text_atomically(os.path.join(output_dir, run_files.EVAL_METRICS),
                                      json.dumps(metrics, indent=2))
@@ -56,6 +69,22 @@ def _print_headline(metrics: dict) -> None:
   if "median_baseline_mae" in metrics:
     print(f"predict-the-median baseline (training median {metrics['train_median_age']:g}): "
           f"MAE {metrics['median_baseline_mae']:.2f}")
+
+
+def _policy_lines(entry: dict, protected_ages: tuple[int, int]) -> str:
+  """One ID-check rule's realized rates, each with its exact 95% interval."""
+  lines = [f"ID policy: {entry['policy']}"]
+  labels = {"protected_passed": f"{protected_ages[0]}-{protected_ages[1]} passed without ID",
+            "young_adults_asked": "18-24 asked", "adults_25_plus_asked": "25+ asked"}
+  for key, label in labels.items():
+    share = entry[key]
+    if share["share"] is None:
+      lines.append(f"  {label:<30} -  (no photos)")
+      continue
+    lower, upper = share["interval"]
+    lines.append(f"  {label:<30}{share['count']:>7,} of {share['of']:>7,} "
+                 f"{100 * share['share']:6.2f}%  (95% CI {100 * lower:.2f}-{100 * upper:.2f}%)")
+  return "\n".join(lines)
 
 
 def _left_out(data: pipeline.PreparedData) -> dict[str, int]:

@@ -8,16 +8,22 @@ catches the uncertain estimates a single number hides.
 
 import dataclasses
 
+import numpy as np
+
 from ageflax.core.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
 class IdCheckPolicy:
-  """Ask for ID when age < `challenge_age`, or (if `max_risk` is set) P(age < legal) > it."""
+  """Ask for ID when age < `challenge_age`, or (if `max_risk` is set) P(age < legal) > it.
+
+  `source` says where the rule comes from (e.g. the calibration file), for every output.
+  """
 
   legal_age: float = 18.0
   challenge_age: float = 25.0
   max_risk: float | None = None
+  source: str = "fixed rule"
 
   def __post_init__(self):
     if not 0 < self.legal_age <= self.challenge_age:
@@ -41,9 +47,16 @@ class IdCheckPolicy:
     return self.max_risk is not None and p_under_legal is not None and (
         p_under_legal > self.max_risk)
 
+  def asks(self, ages: np.ndarray, p_under_legal: np.ndarray | None = None) -> np.ndarray:
+    """`needs_id` of many photos at once: booleans in the order of `ages`."""
+    asked = np.asarray(ages) < self.challenge_age
+    if self.max_risk is not None and p_under_legal is not None:
+      asked |= np.asarray(p_under_legal) > self.max_risk
+    return asked
+
   def describe(self) -> str:
-    """The policy in one line, for reports."""
+    """The policy in one line, for reports, saying which policy it is."""
     rule = f"ID check when the estimate is under {self.challenge_age:g}"
     if self.max_risk is not None:
       rule += f" or P(age < {self.legal_age:g}) > {self.max_risk:g}"
-    return f"{rule} (legal age {self.legal_age:g})"
+    return f"{rule} (legal age {self.legal_age:g}; {self.source})"

@@ -152,7 +152,8 @@ def test_predict_script_writes_json_and_csv_with_the_dex_risk(runs, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   written = json.loads(out.read_text())
   assert written["about"]["policy"] == ("ID check when the estimate is under 21 or "
-                                        "P(age < 18) > 0.01 (legal age 18)")
+                                        "P(age < 18) > 0.01 (legal age 18; set by "
+                                        "--challenge_age/--max_risk)")
   assert written["about"]["flip_tta"] is True and written["about"]["estimates"] == 4
   for row in written["rows"]:
     assert 0 <= row["p_under_legal_age"] <= 1 and row["age_spread"] > 0
