@@ -11,7 +11,7 @@ pipeline, the train step, end-to-end training and utilisation, then lines such a
 """
 
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from ageflax.cli import common
@@ -60,4 +60,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

@@ -6,7 +6,7 @@ Run it on an otherwise idle machine: the rate is one thread's, i.e. per core.
 """
 
 import cv2
-from absl import app, flags
+from absl import flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
@@ -28,4 +28,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

@@ -12,7 +12,7 @@ stream (decode + full augmentation + batch each step). Prints images/s, the medi
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from ageflax.cli import common
@@ -101,4 +101,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

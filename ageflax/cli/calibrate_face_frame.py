@@ -11,7 +11,7 @@ landmarks sit from the template before and after the framing warp.
 import sys
 
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
@@ -51,4 +51,4 @@ def _upright(records):
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

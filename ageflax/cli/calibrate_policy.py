@@ -16,7 +16,7 @@ file never states a target its own counts do not meet.
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
@@ -204,4 +204,4 @@ def _share(entry: dict) -> str:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

@@ -151,3 +151,15 @@ def evenly_spaced_photos(data_dir: str, count: int) -> tuple[ml_collections.Conf
   data.dir = data_dir
   records = layouts.read_faces(data).records
   return data, records[::max(1, len(records) // count)][:count]
+
+
+def run(main: Callable[[list[str]], None], entry_module: str) -> None:
+  """Runs an entry point whose flags live in the package: `--help` shows its docstring and
+  its flags (the shared ones too), although the program started is a thin wrapper."""
+  wrapper = sys.argv[0]
+  for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
+    if module.startswith("ageflax.cli"):
+      for flag in module_flags:
+        flags.FLAGS.register_key_flag_for_module(wrapper, flag)
+  sys.modules["__main__"].__doc__ = sys.modules[entry_module].__doc__
+  app.run(main, flags_parser=parse_flags)

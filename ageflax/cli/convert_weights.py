@@ -11,7 +11,7 @@ BatchNorm epsilon the weights need). Reads local files only; downloads nothing.
 """
 
 
-from absl import app, flags
+from absl import flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
@@ -43,4 +43,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

@@ -15,7 +15,7 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
@@ -117,4 +117,4 @@ def _baseline_median() -> float | None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

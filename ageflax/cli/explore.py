@@ -9,7 +9,7 @@ OUT/report.md. The layout is told from the files unless --format names it.
 """
 
 
-from absl import app, flags
+from absl import flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
@@ -63,4 +63,4 @@ def _data_config(directory: str):
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

@@ -9,8 +9,6 @@ dex-head run `age_spread` and `p_under_legal_age`. See ageflax/till/savedmodel.p
 
 import os
 
-from absl import app
-
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
 from ageflax.core.errors import ConfigError
@@ -41,4 +39,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

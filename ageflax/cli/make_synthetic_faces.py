@@ -11,7 +11,7 @@ import csv
 import pathlib
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from ageflax.cli import common
 from ageflax.devtools.synthetic import portraits
@@ -75,4 +75,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

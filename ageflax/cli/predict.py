@@ -24,7 +24,7 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
@@ -174,4 +174,4 @@ def _finish(rows, policy, predictor, detect_faces: bool, rate: float, compile_se
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)

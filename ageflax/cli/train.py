@@ -1,6 +1,6 @@
 """Trains an age regressor: python train.py --config=configs/resnet50.py --workdir=runs/r50."""
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from ageflax.cli import common
@@ -27,4 +27,4 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
-  app.run(main, flags_parser=common.parse_flags)
+  common.run(main, __name__)
