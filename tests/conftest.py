@@ -93,6 +93,11 @@ def data_config(directory, base=None, **fields):
 
   config = (base or tiny.get_config()).data
   config.dir = str(directory)
+  return set_fields(config, **fields)
+
+
+def set_fields(config, **fields):
+  """`config` with fields set; `__` reaches into subsections (`data__image_size=4`)."""
   for name, value in fields.items():
     *parents, key = name.split("__")
     section = config

@@ -152,7 +152,7 @@ FIELDS: dict[str, OneOf | Number | Kind] = {
     "model.block_style": OneOf(resnet.BLOCK_STYLES),
     "model.init_from": _TEXT,
     "optim.name": OneOf(("adam", "adamw")),
-    "optim.learning_rate": Number(0.0, 10.0, low_open=True),  # above 10 only diverges
+    "optim.learning_rate": _POSITIVE,  # a diverging rate stops the run (non-finite loss)
     "optim.schedule": OneOf(("constant", "cosine")),
     "optim.final_learning_rate_fraction": _UP_TO_ONE,
     "optim.warmup_steps": Number(0, whole=True, optional=True),

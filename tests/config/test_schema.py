@@ -4,7 +4,7 @@ import importlib
 import math
 
 import pytest
-from conftest import REPO, learnable_batch
+from conftest import REPO, learnable_batch, set_fields
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,20 +22,9 @@ def _fields(config) -> dict:
   return dict(schema._flatten(config.to_dict()))
 
 
-def _set(config, **fields):
-  """`config` with fields set; `data__image_size=4` sets data.image_size."""
-  for name, value in fields.items():
-    *parents, key = name.split("__")
-    section = config
-    for parent in parents:
-      section = section[parent]
-    section[key] = value
-  return config
-
-
 def _error(**fields) -> str:
   with pytest.raises(ConfigError) as error:
-    schema.check(_set(tiny.get_config(), **fields))
+    schema.check(set_fields(tiny.get_config(), **fields))
   message = str(error.value)
   assert "\n" not in message
   return message
@@ -120,7 +109,7 @@ def test_allowed_names_are_the_ones_the_code_implements():
     (dict(model__head="affine", train__loss="dex"),
      "--config.train.loss='dex' needs --config.model.head='dex', not 'affine'"),
     (dict(model__head="dex", train__loss="dex", train__label_sigma=-1.0),
-     "--config.train.label_sigma must be a finite number >= 0, not -1.0"),
+     "--config.train.label_sigma must be a finite number in [0, 100], not -1.0"),
     (dict(model__head="relu", train__loss="l1", train__label_sigma=2.0),
      "--config.train.label_sigma=2.0 smooths the labels of --config.train.loss='dex' only"),
 ])
@@ -170,7 +159,7 @@ def test_random_values_are_accepted_or_one_line_errors(data):
   names = data.draw(st.lists(st.sampled_from(sorted(_DRAWN)), min_size=1, max_size=4,
                              unique=True))
   drawn = {name: data.draw(_DRAWN[name], label=name) for name in names}
-  config = _set(tiny.get_config(), **{n.replace(".", "__"): v for n, v in drawn.items()})
+  config = set_fields(tiny.get_config(), **{n.replace(".", "__"): v for n, v in drawn.items()})
   refused = [n for n, v in drawn.items() if not schema.FIELDS[n].accepts(v)]
   try:
     schema.check(config)
@@ -197,7 +186,7 @@ _TRAINED = ("seed", "optim.learning_rate", "optim.b1", "optim.b2", "optim.eps",
 def test_accepted_random_configs_train(data):
   drawn = {name: data.draw(_allowed_values(schema.FIELDS[name]), label=name)
            for name in _TRAINED}
-  config = _set(tiny.get_config(), train__loss="huber",
+  config = set_fields(tiny.get_config(), train__loss="huber",
                 **{n.replace(".", "__"): v for n, v in drawn.items()})
   schema.check(config)
   mesh = sharding.create_mesh()
