@@ -9,7 +9,6 @@ undecodable images are found and named before training starts.
 import concurrent.futures
 import dataclasses
 import os
-import time
 from collections.abc import Iterator, Sequence
 
 import ml_collections
@@ -18,6 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from ageflax.core.errors import DataError
+from ageflax.core.progress import Progress
 from ageflax.data import tf_images
 from ageflax.data.label_rows import Record
 
@@ -123,7 +123,9 @@ def frame_all(
   images = np.zeros((len(records), size, size, 3), np.uint8)
   failed: dict[tuple[str, int], str] = {}
   workers = config.num_threads or os.cpu_count() or 1
-  started, framed = time.monotonic(), np.zeros(len(records), bool)
+  framed = np.zeros(len(records), bool)
+  progress = Progress(len(records), "framed {done:,}/{total:,} photos", "photo",
+                      log_fn=logging.info, every_seconds=10.0)
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
     for chunk in _full_size_chunks(records, encoded):
       for (index, _), face in zip(chunk, pool.map(lambda item: normaliser.frame_main(item[1]),
@@ -133,8 +135,7 @@ def frame_all(
           failed[records[index].key] = NO_FACE
         else:
           images[index] = face
-      logging.info("framed %d/%d photos (%.0f photos/s)", framed.sum(), len(records),
-                   framed.sum() / max(time.monotonic() - started, 1e-9))
+      progress.update(int(framed.sum()))
   for index in np.flatnonzero(~framed):  # the decoder refused these
     failed[records[index].key] = _decode_error(
         encoded[index] if encoded else records[index].path, bool(encoded))
