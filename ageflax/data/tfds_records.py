@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from ageflax.core import age_stats, run_files
+from ageflax.core import age_stats, atomic_files, run_files
 from ageflax.core.errors import DataError
 from ageflax.data import image_store, label_rows, layouts
 from ageflax.data.label_rows import Record
@@ -142,8 +142,8 @@ def write_records(
       manual_dir=manual_dir, try_download_gcs=False, num_shards=num_shards))
   skipped = builder.info.metadata["skipped"]
   if skipped:
-    with open(os.path.join(builder.data_dir, run_files.SKIPPED_ROWS), "w", encoding="utf-8") as f:
-      f.write("\n".join(skipped) + "\n")
+    atomic_files.write_text_atomically(os.path.join(builder.data_dir, run_files.SKIPPED_ROWS),
+                                       "\n".join(skipped) + "\n")
   return builder
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from flax import nnx, traverse_util
 
+from ageflax.core import atomic_files
 from ageflax.core.errors import ConfigError, DataError
 from ageflax.model import architectures, resnet
 
@@ -219,8 +220,8 @@ def save_backbone(backbone: Backbone, directory: str, converted_from: str = "") 
   os.replace(weights_path + ".tmp", weights_path)
   info = {"source": backbone.source, "converted_from": converted_from,
           "model": backbone.model_fields}
-  with open(os.path.join(directory, INFO_FILE), "w") as f:
-    json.dump(info, f, indent=2)
+  atomic_files.write_text_atomically(os.path.join(directory, INFO_FILE),
+                                     json.dumps(info, indent=2))
 
 
 def read_backbone_info(model_config) -> dict:

@@ -20,6 +20,7 @@ import jax
 import tensorflow as tf
 from jax.experimental import jax2tf
 
+from ageflax.core import atomic_files
 from ageflax.data import tf_images
 from ageflax.model import predict
 from ageflax.till.predictor import Predictor
@@ -45,8 +46,8 @@ def export_saved_model(predictor: Predictor, out_dir: str, flip_tta: bool = Fals
       "outputs": ["age", *(["age_spread", "p_under_legal_age"] if predictor.has_distribution
                            else [])],
   }
-  with open(os.path.join(out_dir, METADATA_FILE), "w") as f:
-    json.dump(metadata, f, indent=2)
+  atomic_files.write_text_atomically(os.path.join(out_dir, METADATA_FILE),
+                                     json.dumps(metadata, indent=2))
   return metadata
 
 
