@@ -4,9 +4,12 @@ Two serving signatures run `ageflax.model.predict`'s prediction function convert
 graph with a free batch dimension:
 - `serving_default` (`predict_images`): float32 RGB `images` [N, S, S, 3] in [0, 255],
   already resized to the run's image size S;
-- `predict_image_bytes`: string `image_bytes` [N], the encoded files (JPEG/PNG/GIF/BMP),
+- `predict_image_bytes`: string `image_bytes` [N], the encoded files (JPEG or PNG),
   decoded and resized in the graph exactly as training does (EXIF orientation is not
-  applied: send upright photos).
+  applied: send upright photos). Each photo is checked first, without decoding, as
+  training checks files: its signature, its end marker, and the pixel count its header
+  declares (`data.max_image_megapixels`); one that fails gets NaN outputs and its reason in
+  `status` [N] (`ok` for the others), and the rest of the batch is served.
 Both return `age` [N] and, for the dex head, `age_spread` [N] and `p_under_legal_age` [N]
 (P(age < the run's eval.legal_age)). The weights are variables of the SavedModel; JAX is
 not needed to run it.
@@ -71,17 +74,61 @@ def _serving_module(predictor: Predictor, flip_tta: bool, legal_age: float) -> t
   def predict_images(images):
     return serve(images)
 
+  max_pixels = predictor.config.data.max_image_megapixels * 1e6
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "image_bytes")],
                autograph=False)
   def predict_image_bytes(image_bytes):
+    status = tf.map_fn(lambda encoded: _byte_problem(encoded, max_pixels), image_bytes,
+                       fn_output_signature=tf.TensorSpec([], tf.string))
+    usable = tf.equal(status, "")
     images = tf.map_fn(
-        lambda encoded: tf_images.resize(tf_images.decode_image(encoded), size),
-        image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
-    return serve(tf.cast(images, tf.float32))
+        lambda row: tf.cond(row[1], lambda: tf_images.resize(tf_images.decode_image(row[0]), size),
+                            lambda: tf.zeros([size, size, 3], tf.uint8)),
+        (image_bytes, usable), fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+    outputs = serve(tf.cast(images, tf.float32))
+    # A photo that cannot be read gets no estimate, and says why; the others are served.
+    outputs = {name: tf.where(usable, value, tf.fill(tf.shape(value), float("nan")))
+               for name, value in outputs.items()}
+    return {**outputs, "status": tf.where(usable, "ok", status)}
 
   module.predict_images = predict_images
   module.predict_image_bytes = predict_image_bytes
   return module
+
+
+def _byte_problem(encoded: tf.Tensor, max_pixels: float) -> tf.Tensor:
+  """Why one photo's bytes cannot be served ('' when they can), read without decoding: its
+  format signature, a JPEG's or PNG's end marker, and the pixel count its header declares
+  (as training's checks, so a few bytes declaring a giant picture are never decoded)."""
+  head = tf.strings.substr(encoded, 0, 8)
+  is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff")
+  is_png = tf.equal(head, b"\x89PNG\r\n\x1a\n")
+  length = tf.strings.length(encoded)
+  tail = tf.strings.substr(encoded, tf.maximum(length - 8, 0), 8)
+  complete = tf.logical_or(
+      tf.logical_and(is_jpeg, tf.equal(tf.strings.substr(tail, 6, 2), b"\xff\xd9")),
+      tf.logical_and(is_png, tf.equal(tail, b"IEND\xaeB`\x82")))
+  pixels = tf.cond(is_png, lambda: _png_pixels(encoded),
+                   lambda: tf.cond(tf.logical_and(is_jpeg, complete),
+                                   lambda: _jpeg_pixels(encoded), lambda: tf.constant(0.0)))
+  problem = tf.where(tf.logical_not(tf.logical_or(is_jpeg, is_png)),
+                     "not a JPEG or PNG image", "")
+  problem = tf.where(tf.logical_and(tf.equal(problem, ""), tf.logical_not(complete)),
+                     "truncated image (no end marker)", problem)
+  return tf.where(tf.logical_and(tf.equal(problem, ""), pixels > max_pixels),
+                  f"declares over {max_pixels / 1e6:g} megapixels", problem)
+
+
+def _png_pixels(encoded: tf.Tensor) -> tf.Tensor:
+  """Width x height from a PNG's IHDR chunk (big-endian, bytes 16-23)."""
+  sides = tf.io.decode_raw(tf.strings.substr(encoded, 16, 8), tf.uint8)
+  sides = tf.cast(tf.reshape(sides, [2, 4]), tf.float32)
+  return tf.reduce_prod(tf.reduce_sum(sides * [2.0**24, 2.0**16, 2.0**8, 1.0], axis=1))
+
+
+def _jpeg_pixels(encoded: tf.Tensor) -> tf.Tensor:
+  return tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(encoded)[:2], tf.float32))
 
 
 def _served_outputs(leaves, images, *, treedef, graphdef, flip_tta: bool,

@@ -15,6 +15,7 @@ from conftest import (
 )
 
 from ageflax.core.errors import ConfigError
+from ageflax.train import checkpoints
 from ageflax.train import workdir as workdir_lib
 
 
@@ -84,3 +85,22 @@ def test_kill_9_mid_run_resumes_from_the_last_committed_checkpoint(tmp_path, fac
   resumed = run_entry_point(args)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed from step {committed[-1]}" in resumed.stderr
+
+
+def test_eval_predict_and_export_fall_back_past_an_unreadable_best_checkpoint(tmp_path,
+                                                                              finished_run):
+  face_folder, finished = finished_run
+  workdir = tmp_path / "run"
+  shutil.copytree(finished, workdir)
+  best = checkpoints.Checkpointer(str(workdir), read_only=True).best_step()
+  for root, _, files in os.walk(workdir / "checkpoints" / str(best) / "model"):
+    for name in files:
+      with open(os.path.join(root, name), "r+b") as f:
+        f.truncate(max(os.path.getsize(f.name) // 3, 1))
+  photo = str(sorted((face_folder / "final_files").iterdir())[0])
+  for args in (["scripts/eval.py", f"--workdir={workdir}", f"--output_dir={tmp_path / 'eval'}"],
+               ["scripts/predict.py", f"--workdir={workdir}", photo],
+               ["scripts/export.py", f"--workdir={workdir}", f"--output_dir={tmp_path / 'x'}"]):
+    result = run_entry_point(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"checkpoint {best} in" in result.stderr and "unreadable" in result.stderr, args[0]

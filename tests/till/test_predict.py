@@ -263,3 +263,22 @@ def test_noise_and_a_one_pixel_photo_never_get_no(runs, tmp_path, head):
   assert rows["noise.png"]["id_check"] == "yes"
   assert rows["noise.png"]["note"].startswith("noise, not a face")
   assert [name for name in os.listdir(tmp_path) if name.endswith(".tmp")] == []
+
+
+def test_the_bytes_signature_serves_good_photos_beside_bad_ones(runs, tmp_path):
+  """A bad element gets NaN and its reason in `status`; the batch is still served."""
+  predictor = Predictor.from_workdir(str(runs["affine"]))
+  savedmodel.export_saved_model(predictor, str(tmp_path / "exported"))
+  good = sorted(runs["faces"].iterdir())[0]
+  good_bytes = good.read_bytes()
+  bomb = (b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (20000).to_bytes(4, "big") * 2
+          + b"\x08\x02\x00\x00\x00" + b"\x00" * 4 + b"IEND\xaeB`\x82")
+  batch = [good_bytes, b"not a photo at all", good_bytes[:len(good_bytes) // 2], bomb]
+  served = tf.saved_model.load(str(tmp_path / "exported"))
+  outputs = served.signatures["predict_image_bytes"](image_bytes=tf.constant(batch))
+  status = [s.decode() for s in outputs["status"].numpy()]
+  assert status == ["ok", "not a JPEG or PNG image", "truncated image (no end marker)",
+                    "declares over 40 megapixels"]
+  ages = outputs["age"].numpy()
+  np.testing.assert_allclose(ages[0], predictor.predict(_loaded([good])).ages[0], atol=1e-4)
+  assert np.isnan(ages[1:]).all()
