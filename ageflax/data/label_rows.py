@@ -3,7 +3,7 @@
 A record is one photo's path and age. The layout readers (`layouts`) turn a data folder
 into candidate rows; this module checks them (names, ages, duplicates, image files),
 enforces the policy for bad rows (skip with a count and names, or abort) and splits the
-records into train/validation/test. It never decodes images (see `input_pipeline`).
+records into train/validation/test. It never decodes images (see `ageflax.data.pipeline`).
 """
 
 import csv

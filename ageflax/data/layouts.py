@@ -9,7 +9,7 @@
 Every reader returns `label_rows.LabelledFaces`: the usable photos and each problem row
 named by file and row. The data folder is a boundary: a row whose image resolves (symlinks
 followed) outside its layout's image root, and outside `data.extra_image_root`, is a
-problem row. No reader decodes images (see `input_pipeline`).
+problem row. No reader decodes images (see `ageflax.data.pipeline`).
 """
 
 import collections

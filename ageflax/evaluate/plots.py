@@ -87,7 +87,7 @@ def plot_error_by_age(bands: Sequence[dict], path: str | os.PathLike, title: str
   """MAE and mean signed error per band of true age, photo counts under the bands.
 
   Args:
-    bands: `evaluation.band_errors` entries: band, count, mae and mean_error (None if empty).
+    bands: `evaluator.band_errors` entries: band, count, mae and mean_error (None if empty).
     path: the PNG to write.
     title: the figure's title.
   """
