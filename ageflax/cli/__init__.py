@@ -1,12 +1,14 @@
 """The entry points: each module parses its flags and makes one call into the package.
 
 TensorFlow's C++ runtime prints start-up lines (oneDNN, absl's pre-initialisation warning)
-before any log level applies, so the entry points import it once here with the process's
-stderr set aside; a failing import still raises, with its message.
+before any log level applies, so the entry points run TensorFlow's first import, whenever
+an entry point needs it, with the process's stderr set aside; a failing import still
+raises, with its message.
 """
 
 import contextlib
-import importlib.util
+import importlib.abc
+import importlib.machinery
 import os
 import sys
 
@@ -26,6 +28,24 @@ def _stderr_set_aside():
       os.close(saved)
 
 
-if "tensorflow" not in sys.modules and importlib.util.find_spec("tensorflow") is not None:
-  with _stderr_set_aside():
-    import tensorflow  # noqa: F401
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+  """Finds `tensorflow` as usual and runs its package's import with stderr set aside."""
+
+  def find_spec(self, name, path, target=None):
+    if name != "tensorflow":
+      return None
+    sys.meta_path.remove(self)
+    spec = importlib.machinery.PathFinder.find_spec(name, path)
+    if spec is not None and spec.loader is not None:
+      run_package = spec.loader.exec_module
+
+      def exec_module(module):
+        with _stderr_set_aside():
+          run_package(module)
+
+      spec.loader.exec_module = exec_module
+    return spec
+
+
+if "tensorflow" not in sys.modules:
+  sys.meta_path.insert(0, _QuietTensorFlowImport())
