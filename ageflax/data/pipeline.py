@@ -251,12 +251,9 @@ def prepare(
   faces = faces.without(failed)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   _report_problems(faces, problems_path)
-  position = {record.key: i for i, record in enumerate(faces.records)}
-  splits = label_rows.split_records(faces.records, config.validation_fraction,
-                                 config.test_fraction, config.split_seed, config.split_by)
-  indices = {name: np.array([position[r.key] for r in split], np.int64)
-             for name, split in splits.items()}
-  return PreparedData(store, indices, faces.problems)
+  by_split = _split(faces.records, config)
+  return PreparedData(store, _store_indices([r.key for r in faces.records], by_split),
+                      faces.problems)
 
 
 def holds_records(directory: str) -> bool:
@@ -272,18 +269,29 @@ def _prepare_framed(faces: label_rows.LabelledFaces, config: ml_collections.Conf
   detector; a photo without a usable face is then a bad row of its split, named and counted
   like any other (data.bad_rows, data.max_bad_fraction).
   """
-  by_split = label_rows.split_records(faces.records, config.validation_fraction,
-                                      config.test_fraction, config.split_seed, config.split_by)
+  by_split = _split(faces.records, config)
   records = [r for name in label_rows.SPLITS if name in wanted for r in by_split[name]]
   store, failed = create_store(records, config)
   faces = faces.without(failed)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   _report_problems(faces, problems_path)
   kept = [r.key for r in records if r.key not in failed]
-  position = {key: i for i, key in enumerate(kept)}
-  indices = {name: np.array([position[r.key] for r in by_split[name] if r.key in position],
-                            np.int64) for name in label_rows.SPLITS}
-  return PreparedData(store, indices, faces.problems)
+  return PreparedData(store, _store_indices(kept, by_split), faces.problems)
+
+
+def _split(records: Sequence[label_rows.Record], config: ml_collections.ConfigDict
+           ) -> dict[str, tuple[label_rows.Record, ...]]:
+  return label_rows.split_records(records, config.validation_fraction, config.test_fraction,
+                                  config.split_seed, config.split_by)
+
+
+def _store_indices(store_keys: Sequence[tuple[str, int]],
+                   by_split: dict[str, Sequence[label_rows.Record]]) -> dict[str, np.ndarray]:
+  """Each split's positions in the image store, whose photos are `store_keys` in order
+  (a split's photos that are not in the store, e.g. not framed, are left out)."""
+  position = {key: i for i, key in enumerate(store_keys)}
+  return {name: np.array([position[r.key] for r in part if r.key in position], np.int64)
+          for name, part in by_split.items()}
 
 
 def _prepare_records(config, process_index: int, process_count: int) -> PreparedData:

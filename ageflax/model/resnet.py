@@ -281,10 +281,6 @@ def normalize_images(images: jax.Array, kind: str) -> jax.Array:
   return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
 
 
-# The model names: those of the one architecture table, `architectures.ARCHITECTURES`.
-ARCHITECTURES = architectures.ARCHITECTURES
-
-
 def create_model(model_config, *, head_bias: float, seed: int) -> ResNetRegressor:
   """Builds the `model.name` ResNet from the `model` config section."""
   return ResNetRegressor(

@@ -35,7 +35,7 @@ class RestoredRun:
   @property
   def variables(self) -> dict:
     """{'params', 'batch_stats'}."""
-    return {"params": self.state.params, "batch_stats": self.state.batch_stats}
+    return self.state.variables
 
 
 def restore_run(workdir: str, step: int | None = None,
