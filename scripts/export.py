@@ -1,4 +1,4 @@
-"""Exports a trained run as a TensorFlow SavedModel (jax2tf) for TF Serving or any TF runtime.
+"""Exports a trained run for serving: a TensorFlow SavedModel (jax2tf) or an ONNX graph.
 
 The entry point `ageflax.cli.export` (its docstring and `--help` say more).
 """

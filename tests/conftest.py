@@ -133,9 +133,11 @@ def face_folder(tmp_path: pathlib.Path) -> pathlib.Path:
 
 def run_entry_point(args: list[str], devices: int = 1, timeout: int = 300,
                     extra_env: dict | None = None) -> subprocess.CompletedProcess:
-  """Runs `python ARGS` from the repo root with `devices` forced CPU devices."""
+  """Runs `python ARGS` from the repo root with `devices` forced CPU devices; a variable set
+  to None in `extra_env` is left out of the environment."""
   env = subprocess_env(devices)
   env.update(extra_env or {})
+  env = {name: value for name, value in env.items() if value is not None}
   return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=timeout, check=False)
 
@@ -166,3 +168,58 @@ def error_line(result: subprocess.CompletedProcess) -> str:
 def tiny_train_args(data_dir, workdir, *overrides: str) -> list[str]:
   return ["train.py", "--config=configs/tiny.py", f"--config.data.dir={data_dir}",
           f"--workdir={workdir}", *overrides]
+
+
+DEX_HEAD = ("--config.model.head=dex", "--config.train.loss=dex", "--config.train.label_sigma=2")
+
+
+def train_tiny_run(root: pathlib.Path, name: str, *overrides: str) -> pathlib.Path:
+  """A 4-step tiny run on ROOT/faces, in ROOT/NAME."""
+  workdir = root / name
+  trained = run_entry_point(tiny_train_args(root / "faces", workdir,
+                                            "--config.train.num_steps=4", *overrides))
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  return workdir
+
+
+@pytest.fixture(scope="session")
+def head_runs(tmp_path_factory) -> dict:
+  """40 synthetic faces in ROOT/faces and two tiny runs on them, the affine and dex heads,
+  shared by the test files that read them (tests copy a run before writing into it)."""
+  from ageflax.devtools.synthetic import portraits
+
+  root = tmp_path_factory.mktemp("head_runs")
+  portraits.write_synthetic_faces(root / "faces", 40, seed=1, image_size=48)
+  return {"root": root, "faces": root / "faces" / "final_files",
+          "affine": train_tiny_run(root, "affine"), "dex": train_tiny_run(root, "dex", *DEX_HEAD)}
+
+
+def final_arrays(workdir) -> list[np.ndarray]:
+  """The parameters and BatchNorm statistics of a run's latest checkpoint, as numpy arrays."""
+  import jax
+
+  from ageflax.config import schema
+  from ageflax.core import sharding
+  from ageflax.train import checkpoints, steps
+
+  checkpointer = checkpoints.Checkpointer(workdir, read_only=True)
+  step = checkpointer.latest_step()
+  config = schema.with_current_defaults(checkpointer.restore_config(step))
+  _, abstract = steps.abstract_model_state(config, sharding.create_mesh())
+  restored = checkpointer.restore_model(step, abstract.params, abstract.batch_stats)
+  checkpointer.close()
+  return [np.asarray(leaf) for leaf in jax.tree.leaves(restored)]
+
+
+def found_face(seed: int = 0, size: int = 128) -> np.ndarray:
+  """A synthetic face the detector finds (most are; some cartoon faces are not)."""
+  from ageflax.data import faces
+  from ageflax.devtools.synthetic import portraits
+
+  rng = np.random.default_rng(seed)
+  normaliser = faces.FaceNormaliser(64)
+  for _ in range(20):
+    face = np.asarray(portraits.draw_face(int(rng.integers(5, 80)), rng, size).convert("RGB"))
+    if normaliser.detect(face):
+      return face
+  pytest.fail("the detector found none of 20 synthetic faces")

@@ -3,7 +3,8 @@
 TensorFlow's C++ runtime prints start-up lines (oneDNN, absl's pre-initialisation warning)
 before any log level applies, so the entry points run TensorFlow's first import, whenever
 an entry point needs it, with the process's stderr set aside; a failing import still
-raises, with its message.
+raises, with its message. Importing this package also hides TensorFlow's C++ info and
+warning lines (TF_CPP_MIN_LOG_LEVEL=2) and turns oneDNN off, unless the user set either.
 """
 
 import contextlib
@@ -13,6 +14,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow only decodes and augments images here, work oneDNN does not speed up; left on, it
+# logs an ERROR line at the first uint8 image op on every CPU without AVX-512.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 @contextlib.contextmanager

@@ -10,7 +10,9 @@ advance (`ageflax.evaluate.policy_calibration` says why). Writes WORKDIR/id_poli
 which scripts/predict.py and scripts/eval.py then use, and id_policy_tradeoff.png. When the
 photos hold too few protected customers for the target it writes nothing and says, in one
 line, the strongest guarantee they support and how many photos the target needs: a policy
-file never states a target its own counts do not meet.
+file never states a target its own counts do not meet. Where the photos carry group fields
+(--group_columns, --group_from_file_names) the chosen rule's and the Challenge rule's rates
+per group go into id_policy.json under `groups` and onto the console.
 """
 
 import os
@@ -23,7 +25,7 @@ from ageflax.cli import flags as shared_flags
 from ageflax.core import run_files, sharding
 from ageflax.core.errors import ConfigError
 from ageflax.data import pipeline
-from ageflax.evaluate import evaluator, plots
+from ageflax.evaluate import evaluator, groups, plots
 from ageflax.evaluate import policy_calibration as calibration
 from ageflax.model import predict
 from ageflax.till import policy_file
@@ -49,6 +51,7 @@ _COMBINED_RISK = flags.DEFINE_float("combined_max_risk", 0.1, "The combined rule
                                     "legal age) limit, fixed before calibrating.")
 _LEGAL_AGE = flags.DEFINE_float("legal_age", None, "The youngest age that may buy alcohol; "
                                 "default: the run's eval.legal_age.")
+_GROUP_COLUMNS, _GROUP_FROM_FILE_NAMES = shared_flags.define_group_fields()
 
 
 @common.exit_on_user_error
@@ -64,7 +67,8 @@ def main(argv: list[str]) -> None:
   protected_ages = calibration.parse_age_range(_PROTECTED.value, legal_age)
   kinds = _rule_kinds(config.model.head == "dex")
   split = _choose_split(config)
-  ages, estimates, p_under = _predictions(run, config, split, legal_age, mesh)
+  common.set_group_fields(config, _GROUP_COLUMNS.value, _GROUP_FROM_FILE_NAMES.value)
+  ages, estimates, p_under, photo_groups = _predictions(run, config, split, legal_age, mesh)
   families = _families(kinds, estimates, p_under, legal_age)
   protected = calibration.in_range(ages, protected_ages)
   scans, best = calibration.choose(families, protected, ages >= legal_age,
@@ -74,12 +78,16 @@ def main(argv: list[str]) -> None:
   scan, index = best
   policy = IdCheckPolicy(legal_age, *scan.family.rules[index], source="calibrated")
   fixed = IdCheckPolicy.from_config(config.eval, legal_age)
-  details = _details(scans, scan, index, config.data.dir, split,
-                     {"chosen": policy.asks(estimates, p_under),
-                      "challenge": fixed.asks(estimates)}, ages, protected_ages, legal_age)
+  asked = {"chosen": policy.asks(estimates, p_under), "challenge": fixed.asks(estimates)}
+  details = _details(scans, scan, index, config.data.dir, split, asked, ages, protected_ages,
+                     legal_age)
+  details["groups"] = groups.breakdown(
+      photo_groups, ages, estimates, [(policy.describe(), asked["chosen"]),
+                                      (fixed.describe(), asked["challenge"])],
+      legal_age, protected_ages, config.eval.min_group_photos)
   path = policy_file.write(_WORKDIR.value, run.step, policy, details)
   _plot(scans, details, fixed)
-  _print_summary(policy, details, path)
+  _print_summary(policy, details, path, protected_ages)
 
 
 def _rule_kinds(has_distribution: bool) -> list[str]:
@@ -111,7 +119,8 @@ def _choose_split(config) -> str:
 
 
 def _predictions(run, config, split: str, legal_age: float, mesh):
-  """True ages, estimates and (dex head) P(age < legal age) of every photo of the split."""
+  """True ages, estimates, (dex head) P(age < legal age) and each group field's values
+  (`groups.values_by_field`) of every photo of the split."""
   if _BATCH_SIZE.value:
     config.eval.batch_size = _BATCH_SIZE.value
   sharding.check_batch_size(config.eval.batch_size, mesh, "--batch_size")
@@ -124,8 +133,10 @@ def _predictions(run, config, split: str, legal_age: float, mesh):
   indices = [int(i) for i in data.indices(split)]
   p_under = (None if result.p_under is None
              else np.array([result.p_under[i] for i in indices]))
+  photo_groups = [data.store.groups[i] for i in indices] if data.store.groups else []
   return (np.asarray(data.store.ages[indices], np.float64),
-          np.array([result.predictions[i] for i in indices]), p_under)
+          np.array([result.predictions[i] for i in indices]), p_under,
+          groups.values_by_field(photo_groups))
 
 
 def _families(kinds, estimates, p_under, legal_age: float) -> list[calibration.Family]:
@@ -184,7 +195,8 @@ def _plot(scans, details: dict, fixed: IdCheckPolicy) -> None:
       f"split {calibrated_on['split']})")
 
 
-def _print_summary(policy: IdCheckPolicy, details: dict, path: str) -> None:
+def _print_summary(policy: IdCheckPolicy, details: dict, path: str,
+                   protected_ages: tuple[int, int]) -> None:
   realized = details["realized"]
   print(f"policy: {policy.describe()}")
   print(f"guarantee: {details['guarantee']['statement']} (target "
@@ -193,6 +205,8 @@ def _print_summary(policy: IdCheckPolicy, details: dict, path: str) -> None:
         f"{details['target']['protected_ages']} pass; asked: "
         f"{_share(realized['young_adults_asked'])} of 18-24, "
         f"{_share(realized['adults_25_plus_asked'])} of 25+")
+  if details["groups"]:
+    print(groups.format_breakdown(details["groups"], protected_ages))
   print(f"wrote {path} and {run_files.ID_POLICY_TRADEOFF}")
 
 

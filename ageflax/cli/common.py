@@ -17,7 +17,8 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections.config_flags.config_flags import ConfigFileFlagParser
 
-from ageflax.config import defaults
+from ageflax.cli import parsing
+from ageflax.config import defaults, schema
 from ageflax.core import sharding
 from ageflax.core.errors import AgeflaxError
 from ageflax.data import layouts
@@ -60,24 +61,14 @@ def quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(_OwnInfoOnly())
 
 
-_HELP_FLAGS = frozenset({"--help", "-help", "-h", "-?", "--helpfull", "-helpfull", "--helpshort",
-                         "-helpshort", "--helpxml", "-helpxml"})
-
-
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with a config file that cannot be loaded or a config override that
   names no field as a one-line error."""
   try:
-    remaining = flags.FLAGS(argv)
-    _load_config_files()
-    return remaining
-  except SystemExit as e:  # absl's --help, --helpfull and --helpshort exit 1 after the help
-    sys.exit(0 if e.code == 1 and _HELP_FLAGS & {a.split("=")[0] for a in argv[1:]} else e.code)
-  except flags.Error as e:
-    _exit_with(f"{e} (see --help)")
+    return parsing.parse_flags(argv, then=_load_config_files)
   except OSError as e:
     reasons = re.findall(r"\[Errno \d+\] ([^\n]+)", str(e)) or str(e).strip().splitlines()
-    _exit_with(f"cannot load the config file: {reasons[-1]}")
+    parsing.exit_with(f"cannot load the config file: {reasons[-1]}")
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # ml_collections reports an unknown or mistyped `--config.x.y` this way.
     message = str(e.args[0] if e.args else e).strip("'\"")
@@ -85,7 +76,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
     field = re.search(r"'([^']+)'", message)
     named = [o for o in overrides if field and o.endswith("." + field.group(1))]
-    _exit_with(f"bad config override {' '.join(named or overrides)}: {message}")
+    parsing.exit_with(f"bad config override {' '.join(named or overrides)}: {message}")
   return []
 
 
@@ -96,11 +87,6 @@ def _load_config_files() -> None:
     flag = flags.FLAGS[name]
     if isinstance(flag.parser, ConfigFileFlagParser) and flag.value is not None:
       flag.value.keys()
-
-
-def _exit_with(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(1)
 
 
 def hide_gpus_from_tensorflow() -> None:
@@ -124,7 +110,7 @@ def exit_on_user_error(main: Callable[[list[str]], None]) -> Callable[[list[str]
       main(argv)
     except AgeflaxError as e:
       logging.flush()
-      _exit_with(str(e))
+      parsing.exit_with(str(e))
 
   return wrapped
 
@@ -153,13 +139,17 @@ def evenly_spaced_photos(data_dir: str, count: int) -> tuple[ml_collections.Conf
   return data, records[::max(1, len(records) // count)][:count]
 
 
+def set_group_fields(config: ml_collections.ConfigDict, columns: str | None,
+                     from_file_names: str | None) -> None:
+  """Lays --group_columns and --group_from_file_names, where given, over the run's data
+  section and checks the config again (with the folder the entry point will read)."""
+  if columns is not None:
+    config.data.group_columns = columns
+  if from_file_names is not None:
+    config.data.group_from_file_names = from_file_names
+  schema.check(config)
+
+
 def run(main: Callable[[list[str]], None], entry_module: str) -> None:
-  """Runs an entry point whose flags live in the package: `--help` shows its docstring and
-  its flags (the shared ones too), although the program started is a thin wrapper."""
-  wrapper = sys.argv[0]
-  for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
-    if module.startswith("ageflax.cli"):
-      for flag in module_flags:
-        flags.FLAGS.register_key_flag_for_module(wrapper, flag)
-  sys.modules["__main__"].__doc__ = sys.modules[entry_module].__doc__
-  app.run(main, flags_parser=parse_flags)
+  """Runs an entry point (`parsing.run`) with the config-aware flag parsing above."""
+  parsing.run(main, entry_module, parse_flags)

@@ -7,9 +7,17 @@ DIR exactly once (or one split of it), prints `MAE 6.12 on 1,897 images` beside 
 predict-the-median baseline, then RMSE, CS@5, bias, the error per age band and the
 alcohol check, the run's calibrated ID policy (WORKDIR/id_policy.json, if any) beside the
 fixed Challenge rule with exact Clopper-Pearson intervals, and writes eval_metrics.json,
-predictions.csv, predicted_vs_true.png and error_by_age.png.
+predictions.csv, predicted_vs_true.png and error_by_age.png. Where the photos carry group
+fields (--group_columns of the labels CSV, --group_from_file_names=utkface) it reports
+each group's MAE, bias and the policies' rates too, and writes groups.csv. With
+--robustness it evaluates shifted copies of the split too, as a till's camera and light
+would change them (--shifts, `ageflax.data.till_shifts`; each shift is applied to the decoded
+photo before the face normaliser, or before the resize without framing), and reports each
+as its own row (MAE, bias, and both on 13-17-year-olds) in eval_metrics.json and
+robustness.csv.
 """
 
+import functools
 import json
 import os
 import sys
@@ -20,8 +28,9 @@ from absl import flags
 from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
 from ageflax.core import run_files, sharding
-from ageflax.data import layouts, pipeline
-from ageflax.evaluate import evaluator, report
+from ageflax.core.progress import Progress, log_line
+from ageflax.data import layouts, pipeline, till_shifts
+from ageflax.evaluate import evaluator, report, robustness
 from ageflax.evaluate import policy_calibration as calibration
 from ageflax.model import predict
 from ageflax.till import policy_file
@@ -42,12 +51,19 @@ _OUTPUT_DIR = shared_flags.define_output_dir("Where to write the results; defaul
                                              "WORKDIR/eval/STEP.")
 _FLIP_TTA = shared_flags.define_flip_tta()
 _LEGAL_AGE, _CHALLENGE_AGE = shared_flags.define_id_check_ages()
+_GROUP_COLUMNS, _GROUP_FROM_FILE_NAMES = shared_flags.define_group_fields()
+_ROBUSTNESS = flags.DEFINE_bool("robustness", False,
+                                "Also evaluate shifted copies of the photos, as a till camera "
+                                "would take them, each reported as its own row.")
+_SHIFTS = flags.DEFINE_string("shifts", "all", "With --robustness: 'all' or comma-separated "
+                              f"shifts among {', '.join(till_shifts.SHIFTS)}.")
 shared_flags.define_distributed_flags()
 
 
 @common.exit_on_user_error
 def main(argv: list[str]) -> None:
   common.refuse_arguments(argv)
+  shifts = till_shifts.parse_names(_SHIFTS.value) if _ROBUSTNESS.value else ()
   common.initialize_distributed_from_flags()
   mesh = sharding.create_mesh()
   run = restore.restore_run(_WORKDIR.value, _STEP.value, mesh)
@@ -56,6 +72,7 @@ def main(argv: list[str]) -> None:
   if _BATCH_SIZE.value:
     config.eval.batch_size = _BATCH_SIZE.value
   _set_alcohol_ages(config)
+  common.set_group_fields(config, _GROUP_COLUMNS.value, _GROUP_FROM_FILE_NAMES.value)
   sharding.check_batch_size(config.eval.batch_size, mesh, "--batch_size")
   # An evaluation reports every photo it leaves out instead of stopping at the first few.
   config.data.max_bad_fraction = 1.0
@@ -63,11 +80,43 @@ def main(argv: list[str]) -> None:
                           splits=None if split == "all" else [split])
   split_evaluator = evaluator.Evaluator(predict.make_predict_fn(run.graphdef, _FLIP_TTA.value),
                                        mesh, config.eval.batch_size, config.eval.legal_age)
-  result = loop.evaluate_split(split_evaluator, run.variables, data, split, config)
+  result = _evaluate(split_evaluator, run.variables, data, split, config)
+  robustness_report = (_robustness(split_evaluator, run.variables, data, result, split, config,
+                                   shifts) if shifts else None)
   output_dir = _OUTPUT_DIR.value or run_files.eval_dir(_WORKDIR.value, run.step)
   policies, protected_ages = _id_policies(result, data.indices(split), config, run.step)
   report.report(result, data, split, run.step, _baseline_median(), config, _FLIP_TTA.value,
-                output_dir, policies, protected_ages)
+                output_dir, policies, protected_ages, robustness_report)
+
+
+def _evaluate(split_evaluator, variables, data, split: str, config, what: str = "photos"
+              ) -> evaluator.EvalResult:
+  """The split evaluated once, with a progress bar."""
+  progress = Progress(len(data.indices(split)), f"evaluated {{done:,}}/{{total:,}} {what}",
+                      log_fn=log_line, every_seconds=10.0, bar=True)
+  return loop.evaluate_split(split_evaluator, variables, data, split, config, progress.update)
+
+
+def _robustness(split_evaluator, variables, data, result, split: str, config,
+                shifts: tuple[str, ...]) -> dict:
+  """The clean row and one row per shift: the split prepared again from shifted photos (as
+  the clean one, framing included) and evaluated by the same evaluator."""
+  rows = [_robustness_row(robustness.CLEAN, data, result, split)]
+  for name in shifts:
+    shifted = pipeline.prepare(config.data, problems_path=None,
+                               splits=None if split == "all" else [split],
+                               shift=functools.partial(till_shifts.apply, name, config.seed))
+    shifted_result = _evaluate(split_evaluator, variables, shifted, split, config,
+                               f"{name} photos")
+    rows.append(_robustness_row(name, shifted, shifted_result, split))
+  return robustness.summary(rows)
+
+
+def _robustness_row(name: str, data, result, split: str) -> dict:
+  indices = data.indices(split)
+  predictions = np.array([result.predictions[int(i)] for i in indices])
+  return robustness.row(name, data.store.ages[indices], predictions,
+                        robustness.no_face_count(data))
 
 
 def _id_policies(result, indices, config, step: int):

@@ -7,6 +7,8 @@ A run directory is `--workdir`, a folder of photos (or prepared records) read is
 
 from absl import flags
 
+from ageflax.data import layouts
+
 
 def define_workdir(help: str = "Run directory written by train.py.") -> flags.FlagHolder[str]:
   """--workdir (required)."""
@@ -52,6 +54,19 @@ def define_id_check_ages() -> tuple[flags.FlagHolder[float], flags.FlagHolder[fl
   challenge = flags.DEFINE_float("challenge_age", None, "Ask for ID when the estimate is under "
                                  "this; default: the run's eval.challenge_age (25).")
   return legal, challenge
+
+
+def define_group_fields() -> tuple[flags.FlagHolder[str], flags.FlagHolder[str]]:
+  """--group_columns and --group_from_file_names: the group fields of a per-group breakdown
+  (default: the run's data.group_columns and data.group_from_file_names)."""
+  columns = flags.DEFINE_string("group_columns", None, "Comma-separated labels CSV columns to "
+                                "report errors per group by, e.g. gender,site; default: the "
+                                "run's data.group_columns.")
+  from_names = flags.DEFINE_enum("group_from_file_names", None,
+                                 list(layouts.FILE_NAME_GROUPS), "'utkface': gender and race "
+                                 "from AGE_GENDER_RACE_DATETIME.jpg names ('' off); default: "
+                                 "the run's data.group_from_file_names.")
+  return columns, from_names
 
 
 def define_distributed_flags() -> None:

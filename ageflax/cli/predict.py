@@ -76,18 +76,23 @@ def main(argv: list[str]) -> None:
   print(f"{predictor.describe()}; {len(paths):,} photos{framing}; {policy.describe()}",
         file=sys.stderr)
   compile_seconds = _warm_up(predictor)
-  rows, progress = [], Progress(len(paths), "{done:,}/{total:,} photos", every_seconds=5.0)
+  several_batches = len(paths) > predictor.batch_size
+  rows, progress = [], Progress(len(paths), "{done:,}/{total:,} photos", every_seconds=5.0,
+                                log_fn=_print_to_stderr if several_batches else None,
+                                bar=several_batches)
   threads = _THREADS.value or os.cpu_count() or 1
   with concurrent.futures.ThreadPoolExecutor(threads) as executor:
     for chunk, done in _loaded_in_chunks(paths, load, predictor.batch_size, executor):
       images = [photo.image for photo in chunk if photo.image is not None]
       predictions = predictor.predict(np.stack(images), _FLIP_TTA.value) if images else None
       rows += prediction_rows.rows_for(chunk, predictions, policy, trust)
-      line = progress.update(done)
-      if line and len(paths) > predictor.batch_size:
-        print(line, file=sys.stderr)
+      progress.update(done)
   _finish(rows, policy, predictor, normaliser is not None, progress.rate(len(paths)),
           compile_seconds, len(paths))
+
+
+def _print_to_stderr(line: str) -> None:
+  print(line, file=sys.stderr)
 
 
 def _policy(predictor: Predictor) -> IdCheckPolicy:
@@ -103,7 +108,7 @@ def _policy(predictor: Predictor) -> IdCheckPolicy:
   policy = IdCheckPolicy.from_config(predictor.config.eval, _LEGAL_AGE.value, _CHALLENGE_AGE.value,
                                      _MAX_RISK.value)
   return dataclasses.replace(policy, source="set by --challenge_age/--max_risk" if overridden
-                             else "fixed rule of the run's config; no calibrated policy")
+                             else policy_file.FIXED_RULE_SOURCE)
 
 
 def _calibrated_policy(predictor: Predictor) -> IdCheckPolicy:

@@ -4,8 +4,10 @@
 
 The folder is checked and split exactly as training would check and split it (the
 split settings and layout options come from the `data` section of --config, which
-defaults to configs/resnet50.py); the records keep each photo's original bytes. Train
-from them with --config.data.source=tfds --config.data.dir=<the folder printed>.
+defaults to configs/resnet50.py); the records keep each photo's original bytes (with
+data.face_framing.mode='align', the photo framed by the face normaliser at data.image_size)
+as ArrayRecord files, which training reads by index. Train from them with
+--config.data.source=tfds --config.data.dir=<the folder printed> (and the same framing).
 """
 
 import pathlib

@@ -30,12 +30,14 @@ def get_config() -> ml_collections.ConfigDict:
   data.max_image_megapixels = 40.0  # Larger images (by their header) are rejected unread.
   data.extra_image_root = ""  # A folder outside data.dir that rows may name photos in ('': none).
   data.bad_rows = "skip"  # 'skip': set bad rows aside, listed at start; 'error': abort.
-  data.max_bad_fraction = 0.01  # Abort even with 'skip' when more rows than this are bad.
-  data.verify_images = True  # Decode every image once up front to find unreadable ones.
-  data.cache = "auto"  # Decoded images in memory: 'memory', 'none' or 'auto' (if they fit).
+  data.max_bad_fraction = 0.01  # Abort even with 'skip' past this share of bad rows/photos read.
+  data.verify_images = False  # Uncached folder: decode every photo up front, not only headers.
+  data.cache = "auto"  # Folder in memory: 'memory', 'none' (read files per batch), 'auto' (if fits).
   data.cache_max_gb = 8.0  # Memory budget for the 'auto' cache.
-  data.num_threads = 0  # tf.data threads; 0 means one per CPU core.
+  data.num_threads = 0  # tf.data threads, photos decoded at once when streamed; 0: one per core.
   data.prefetch_batches = 2  # Batches prepared ahead of the train step.
+  data.group_columns = ""  # Labels CSV columns to report errors per group by, e.g. 'gender,site'.
+  data.group_from_file_names = ""  # 'utkface': gender and race from AGE_GENDER_RACE_* names.
 
   data.csv = csv = ml_collections.ConfigDict()  # Used with format='csv'.
   csv.path = "labels.csv"  # The labels CSV, relative to data.dir (or absolute).
@@ -61,6 +63,13 @@ def get_config() -> ml_collections.ConfigDict:
   augment.zoom_fraction = 0.1  # Uniform zoom factor in [1 - z, 1 + z].
   augment.brightness = 0.0  # Add uniform [-b, b] x 255 to every pixel (0: off).
   augment.contrast = 0.0  # Scale contrast by a uniform factor in [1 - c, 1 + c] (0: off).
+  # Till-like camera shifts (README, "Robust to till photos"); all off by default.
+  augment.colour_cast = 0.0  # Each RGB channel's gain uniform in [1 - c, 1 + c] (0: off).
+  augment.gamma = 0.0  # Pixels x/255 raised to (1 + g)^u, u uniform in [-1, 1] (0: off).
+  augment.blur_sigma_max = 0.0  # Gaussian blur, sigma uniform in [0, s] pixels (0: off; host).
+  augment.low_res_probability = 0.0  # Share resized to low_res_side and back (0: off; host).
+  augment.low_res_side = 32  # The side, in pixels, those photos are resized down to.
+  augment.jpeg_quality_min = 0  # Recompress as JPEG at a quality in [q, 95] (0: off; host).
   augment.fill_mode = "reflect"  # Pixels warped in from outside: reflect, nearest, wrap, constant.
   augment.placement = "host"  # Where: 'host' (tf.data) or 'device' (JAX, in the train step).
 
@@ -106,6 +115,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.every_epochs = 1.0  # Validate every this many epochs (and at the end).
   config.eval.legal_age = 18.0  # Alcohol check: the youngest age that may buy alcohol.
   config.eval.challenge_age = 25.0  # Alcohol check: estimated younger than this is asked for ID.
+  config.eval.min_group_photos = 30  # A group with fewer photos (or protected ones) is not judged.
 
   config.till = till = ml_collections.ConfigDict()  # When a till estimate is not trusted.
   # Each limit below marks a photo whose estimate is not trusted: it gets an ID check.

@@ -123,6 +123,8 @@ FIELDS: dict[str, OneOf | Number | Kind] = {
     "data.cache_max_gb": _NON_NEGATIVE,
     "data.num_threads": _COUNT_OR_ZERO,  # 0: one per CPU core
     "data.prefetch_batches": _COUNT_OR_ZERO,
+    "data.group_columns": _TEXT,  # comma-separated column names
+    "data.group_from_file_names": OneOf(tuple(layouts.FILE_NAME_GROUPS)),
     "data.csv.path": _TEXT,
     "data.csv.image_root": _TEXT,
     "data.csv.file_column": _TEXT,
@@ -138,6 +140,12 @@ FIELDS: dict[str, OneOf | Number | Kind] = {
     "data.augment.zoom_fraction": _FRACTION,  # the zoom factor 1 - z stays above 0
     "data.augment.brightness": _UP_TO_ONE,
     "data.augment.contrast": _UP_TO_ONE,
+    "data.augment.colour_cast": _FRACTION,  # a gain of 1 - c stays above 0
+    "data.augment.gamma": Number(0.0, 4.0),
+    "data.augment.blur_sigma_max": Number(0.0, 10.0),
+    "data.augment.low_res_probability": _UP_TO_ONE,
+    "data.augment.low_res_side": _COUNT,
+    "data.augment.jpeg_quality_min": Number(0, augment_spec.JPEG_QUALITY_MAX, whole=True),
     "data.augment.fill_mode": OneOf(augment_spec.FILL_MODES),
     "data.augment.placement": OneOf(augment_spec.PLACEMENTS),
     "model.name": OneOf(tuple(architectures.ARCHITECTURES)),
@@ -175,6 +183,7 @@ FIELDS: dict[str, OneOf | Number | Kind] = {
     "eval.every_epochs": _POSITIVE,
     "eval.legal_age": _POSITIVE,
     "eval.challenge_age": _POSITIVE,
+    "eval.min_group_photos": _COUNT,
     "till.min_photo_side": _COUNT,
     "till.min_face_side": _COUNT,
     "till.min_sharpness": _NON_NEGATIVE,
@@ -242,8 +251,34 @@ def _id_check_ages(config: ml_collections.ConfigDict) -> str | None:
   return None
 
 
+def _group_fields(config: ml_collections.ConfigDict) -> str | None:
+  columns = layouts.group_columns(config.data.group_columns)
+  named = [*columns, *layouts.FILE_NAME_GROUPS[config.data.group_from_file_names]]
+  twice = sorted({name for name in named if named.count(name) > 1})
+  if twice:
+    return (f"group field {twice[0]!r} is named twice by --config.data.group_columns="
+            f"{config.data.group_columns!r} and --config.data.group_from_file_names="
+            f"{config.data.group_from_file_names!r}")
+  if named and config.data.source == "tfds":
+    return ("group fields (--config.data.group_columns, --config.data.group_from_file_names) "
+            "are read from a photo folder, not from prepared records (data.source='tfds')")
+  return None
+
+
+def _host_only_augmentation(config: ml_collections.ConfigDict) -> str | None:
+  augment = config.data.augment
+  if augment.placement != "device":
+    return None
+  for field in augment_spec.HOST_ONLY:
+    if augment[field]:
+      return (f"--config.data.augment.{field}={augment[field]!r} is done by tf.data only: set "
+              "--config.data.augment.placement='host' or set it to 0")
+  return None
+
+
 _COMBINATIONS: tuple[Callable[[ml_collections.ConfigDict], str | None], ...] = (
-    _head_and_loss, _durations, _held_out, _id_check_ages)
+    _head_and_loss, _durations, _held_out, _id_check_ages, _group_fields,
+    _host_only_augmentation)
 
 
 def with_current_defaults(saved: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -1,12 +1,20 @@
 """The one progress reporter: done/total, items per second and the time left.
 
-Training, prediction and the data overview all report through `Progress`. Rates count only
-the work done since this process started (or since `restart`), never from zero, so the first
-line of a resumed run shows the rate it runs at, not a rate diluted by steps done before.
+Training, prediction, evaluation and the data overview all report through `Progress`. Rates
+count only the work done since this process started (or since `restart`), never from zero, so
+the first line of a resumed run shows the rate it runs at, not a rate diluted by steps done
+before. One report, two renderings: lines now and then for logs and tests, or, where asked for
+and stderr is a terminal, the same line redrawn in place beside a tqdm bar.
 """
 
+import sys
 import time
 from collections.abc import Callable
+
+from absl import logging
+
+# How often a terminal bar is redrawn: often enough to look alive, rarely enough to cost nothing.
+_BAR_SECONDS = 0.1
 
 
 def format_duration(seconds: float) -> str:
@@ -17,6 +25,12 @@ def format_duration(seconds: float) -> str:
   if hours:
     return f"{hours}h{minutes:02d}m"
   return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def log_line(text: str) -> None:
+  """A `log_fn`: an absl INFO line attributed to the code that called `Progress.update`."""
+  # Frames up from the logging call: this function, `Progress.update`, then its caller.
+  logging.info("%s", text, stacklevel=3)
 
 
 class Progress:
@@ -31,7 +45,8 @@ class Progress:
   def __init__(self, total: int, head: str, unit: str = "img", *,
                log_fn: Callable[[str], None] | None = None, done: int = 0,
                items_per_unit: int = 1, every_seconds: float = 0.0,
-               every_percent: int = 0, clock: Callable[[], float] = time.perf_counter):
+               every_percent: int = 0, clock: Callable[[], float] = time.perf_counter,
+               bar: bool = False):
     """Starts measuring at `done` units (more than 0 when a run resumes).
 
     Args:
@@ -44,6 +59,8 @@ class Progress:
       every_seconds: `update` reports at most this often (and always at the end)...
       every_percent: ...and, when set, only once per this many percent of `total`.
       clock: seconds, monotonic (a test passes its own).
+      bar: when stderr is a terminal, `update` redraws its line beside a tqdm bar instead of
+        sending lines to `log_fn`; elsewhere (logs, tests) the lines go on.
     """
     self.total = total
     self._head, self._unit, self._log_fn = head, unit, log_fn
@@ -54,6 +71,14 @@ class Progress:
     self._last_line_at = self._process_start[1]
     self._last_step_of_percent = 0
     self.restart(done)
+    self._bar = self._terminal_bar(done) if bar and sys.stderr.isatty() else None
+
+  def _terminal_bar(self, done: int):
+    """A tqdm bar on stderr showing this reporter's line, then the bar."""
+    import tqdm  # the till installs `ageflax.core` without tqdm, which comes with `train`
+
+    return tqdm.tqdm(total=self.total, initial=done, desc=self._format_head(done),
+                     bar_format="{desc} |{bar}|", file=sys.stderr, dynamic_ncols=True)
 
   def restart(self, done: int) -> None:
     """Measures the rate from `done` on, e.g. after a first step that compiled."""
@@ -101,9 +126,13 @@ class Progress:
     """Sends the line for `done` to `log_fn` and returns it when one is due, else None.
 
     A line is due at the end, and otherwise once `every_seconds` have passed since the last
-    and, with `every_percent`, once `done` reaches the next such share of `total`.
+    and, with `every_percent`, once `done` reaches the next such share of `total`. With a
+    terminal bar, the bar is redrawn instead and None returned.
     """
     finished = done >= self.total
+    if self._bar is not None:
+      self._redraw(done, extra, finished)
+      return None
     if not finished:
       if self._clock() - self._last_line_at < self._every_seconds:
         return None
@@ -116,3 +145,13 @@ class Progress:
     if self._log_fn is not None:
       self._log_fn(text)
     return text
+
+  def _redraw(self, done: int, extra: str, finished: bool) -> None:
+    """Redraws the terminal bar at most every `_BAR_SECONDS`, and closes it at the end."""
+    if not finished and self._clock() - self._last_line_at < _BAR_SECONDS:
+      return
+    self._bar.set_description_str(self.line(done, extra), refresh=False)
+    self._bar.n = done
+    self._bar.refresh()
+    if finished:
+      self._bar.close()

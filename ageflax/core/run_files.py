@@ -5,8 +5,10 @@
   WORKDIR/data_summary.json    split sizes and training age statistics
   WORKDIR/skipped_rows.csv     every row the data checks skipped
   WORKDIR/history.json         train and validation metrics of every validation
+  WORKDIR/history.csv          the same rows, for a spreadsheet
   WORKDIR/train_curves.png     those metrics drawn
-  WORKDIR/tensorboard/         TensorBoard scalars
+  WORKDIR/validation_predicted_vs_true.png  the latest validation's estimates vs true ages
+  WORKDIR/tensorboard/         TensorBoard scalars, config, hparams, images and histograms
   WORKDIR/checkpoints/STEP/    Orbax checkpoints; unreadable ones are renamed unreadable_STEP
   WORKDIR/eval/STEP/           what scripts/eval.py writes (EVAL_OUTPUTS)
   WORKDIR/id_policy.json       the calibrated ID-check policy (scripts/calibrate_policy.py)
@@ -21,7 +23,9 @@ DATA_SUMMARY = "data_summary.json"
 # Also the name beside prepared records (`ageflax.data.tfds_records`).
 SKIPPED_ROWS = "skipped_rows.csv"
 HISTORY = "history.json"
+HISTORY_CSV = "history.csv"
 TRAIN_CURVES = "train_curves.png"
+VALIDATION_PREDICTED_VS_TRUE = "validation_predicted_vs_true.png"
 TENSORBOARD = "tensorboard"
 CHECKPOINTS = "checkpoints"
 UNREADABLE_PREFIX = "unreadable_"
@@ -35,6 +39,11 @@ PREDICTIONS = "predictions.csv"
 PREDICTED_VS_TRUE = "predicted_vs_true.png"
 ERROR_BY_AGE = "error_by_age.png"
 EVAL_OUTPUTS = (EVAL_METRICS, PREDICTIONS, SKIPPED_ROWS, PREDICTED_VS_TRUE, ERROR_BY_AGE)
+# Also written when the photos carry group fields: the per-group breakdown, one row per
+# (field, value, ID policy).
+GROUPS = "groups.csv"
+# Also written with --robustness: one row per till-camera shift of the photos (and clean).
+ROBUSTNESS = "robustness.csv"
 
 
 def path(workdir: str | os.PathLike, name: str) -> str:

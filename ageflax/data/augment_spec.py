@@ -1,8 +1,9 @@
 """The augmentation's one specification, read by its TF (`tf_augment`) and JAX (`jax_augment`) code.
 
 `AugmentSpec` is `data.augment` checked and frozen: which parts are on, where they run, and
-how each uniform draw in [-1, 1) becomes a rotation, zoom, shift, flip, contrast factor or
-brightness offset. Both implementations draw one stream per quantity, numbered here, and
+how each uniform draw in [-1, 1) becomes a rotation, zoom, shift, flip, contrast factor,
+brightness offset, or one of the till-like camera shifts (colour cast, gamma, blur, low
+resolution, JPEG quality). Both implementations draw one stream per quantity, numbered here, and
 build their warp from `warp_coefficients`, so the two differ only in where the draws come
 from. The arithmetic is written with operators and an array namespace (`tf` or `jnp`), so
 this module imports neither TensorFlow nor JAX.
@@ -21,9 +22,19 @@ FILL_MODES = ("reflect", "nearest", "wrap", "constant")
 # all of them, whatever is switched on, so switching one on leaves the others' values be.
 ANGLE, ZOOM, SHIFT_X, SHIFT_Y, FLIP, CONTRAST, BRIGHTNESS = range(7)
 NUM_DRAWS = 7
+# The till-like parts' streams, numbered after the first seven so that adding them left the
+# first seven's draws, and older runs' pictures, as they were.
+GAMMA, CAST_RED, CAST_GREEN, CAST_BLUE, JPEG_QUALITY, BLUR, LOW_RES = range(NUM_DRAWS, 14)
+NUM_ALL_DRAWS = 14
+# The till-like parts that only the tf.data path implements: they are not per-pixel ops
+# (a JPEG codec, a convolution, a resize), so `data.augment.placement='device'` refuses them.
+HOST_ONLY = ("jpeg_quality_min", "blur_sigma_max", "low_res_probability")
+JPEG_QUALITY_MAX = 95  # The best quality a recompressed training photo is drawn with.
 # What each switch is called in a one-line description of the augmentation.
 _PART_NAMES = {"flip": "flip", "rotation_degrees": "rotate", "shift_fraction": "shift",
-               "zoom_fraction": "zoom", "brightness": "brightness", "contrast": "contrast"}
+               "zoom_fraction": "zoom", "brightness": "brightness", "contrast": "contrast",
+               "colour_cast": "cast", "gamma": "gamma", "blur_sigma_max": "blur",
+               "low_res_probability": "lowres", "jpeg_quality_min": "jpeg"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +47,12 @@ class AugmentSpec:
   zoom_fraction: float = 0.0  # Uniform zoom factor in [1 - z, 1 + z].
   brightness: float = 0.0  # Add uniform [-b, b] x 255 to every pixel.
   contrast: float = 0.0  # Scale contrast by a uniform factor in [1 - c, 1 + c].
+  colour_cast: float = 0.0  # Each channel's gain uniform in [1 - c, 1 + c].
+  gamma: float = 0.0  # Pixels x/255 raised to (1 + g)^u, u uniform in [-1, 1].
+  blur_sigma_max: float = 0.0  # Gaussian blur, sigma uniform in [0, s] pixels.
+  low_res_probability: float = 0.0  # Share of photos resized down to low_res_side and back.
+  low_res_side: int = 32  # The side those photos are resized down to.
+  jpeg_quality_min: int = 0  # Recompress as JPEG at a quality in [q, 95] (0: off).
   fill_mode: str = "reflect"  # Pixels warped in from outside the picture.
   placement: str = "host"  # 'host' (tf.data) or 'device' (JAX, in the train step).
 
@@ -51,13 +68,18 @@ class AugmentSpec:
 
   @property
   def has_photometric(self) -> bool:
-    """Whether it changes brightness or contrast."""
-    return bool(self.brightness or self.contrast)
+    """Whether it changes pixels one by one: brightness, contrast, colour cast or gamma."""
+    return bool(self.brightness or self.contrast or self.colour_cast or self.gamma)
+
+  @property
+  def has_camera(self) -> bool:
+    """Whether it blurs, lowers the resolution or recompresses (`HOST_ONLY`'s parts)."""
+    return any(getattr(self, field) for field in HOST_ONLY)
 
   @property
   def is_on(self) -> bool:
     """Whether anything is switched on; with nothing on, augmenting is the identity."""
-    return self.has_warp or self.has_photometric
+    return self.has_warp or self.has_photometric or self.has_camera
 
   @property
   def on_device(self) -> bool:
@@ -76,6 +98,28 @@ class AugmentSpec:
   def brightness_offset(self, uniform: Any) -> Any:
     """The pixel offset, in [-b, b] x 255, of draws of the BRIGHTNESS stream."""
     return uniform * self.brightness * 255.0
+
+  def channel_gains(self, draw: Callable[[int], Any], xp: Any) -> Any:
+    """Per-example [B, 3] gains of the red, green and blue channels, in [1 - c, 1 + c]."""
+    return 1.0 + xp.stack([draw(CAST_RED), draw(CAST_GREEN), draw(CAST_BLUE)], 1) * (
+        self.colour_cast)
+
+  def gamma_exponent(self, uniform: Any) -> Any:
+    """The exponent, in [1 / (1 + g), 1 + g], of draws of the GAMMA stream."""
+    return (1.0 + self.gamma) ** uniform
+
+  def blur_sigma(self, uniform: Any) -> Any:
+    """The blur's standard deviation in pixels, in [0, s], of draws of the BLUR stream."""
+    return (uniform + 1.0) * 0.5 * self.blur_sigma_max
+
+  def jpeg_quality(self, uniform: Any) -> Any:
+    """The JPEG quality (float; round it), in [q, 95], of draws of the JPEG_QUALITY stream."""
+    span = JPEG_QUALITY_MAX - self.jpeg_quality_min
+    return self.jpeg_quality_min + (uniform + 1.0) * 0.5 * span
+
+  def is_low_res(self, uniform: Any) -> Any:
+    """Whether each example is resized down and back, of draws of the LOW_RES stream."""
+    return (uniform + 1.0) * 0.5 < self.low_res_probability
 
   def warp_coefficients(self, draw: Callable[[int], Any], height: int, width: int,
                         xp: Any) -> tuple[Any, ...]:

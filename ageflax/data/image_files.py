@@ -1,8 +1,10 @@
-"""Cheap checks on image files before any decoder sees them: format sniffing and truncation."""
+"""Cheap checks on image files before any decoder sees them: format sniffing, truncation, and
+the header (pixel size, EXIF orientation) read by Pillow without decoding the pixels."""
 
 import os
 import struct
-from typing import BinaryIO
+
+from PIL import BmpImagePlugin, GifImagePlugin, JpegImagePlugin, PngImagePlugin
 
 _SIGNATURES = (
     (b"\xff\xd8\xff", "jpeg"),
@@ -15,8 +17,18 @@ _JPEG_END = b"\xff\xd9"
 _PNG_END = b"IEND\xaeB`\x82"
 # Cameras and editors may append bytes after the end marker; look for it near the end only.
 _TAIL_BYTES = 4096
-# JPEG start-of-frame markers: they carry the image's height and width.
-_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Built directly rather than through Image.open: Image.open refuses a header past Pillow's
+# decompression-bomb limit before we can name its size against data.max_image_megapixels.
+_HEADER_READERS = {
+    "jpeg": JpegImagePlugin.JpegImageFile,
+    "png": PngImagePlugin.PngImageFile,
+    "gif": GifImagePlugin.GifImageFile,
+    "bmp": BmpImagePlugin.BmpImageFile,
+}
+_ORIENTATION_TAG = 0x0112
+# What Pillow raises on a damaged header or EXIF block; such a file is reported or read upright.
+_HEADER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, KeyError, IndexError, TypeError,
+                  struct.error)
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -67,68 +79,21 @@ def image_file_problem(path: str | os.PathLike, max_megapixels: float = 40.0) ->
 
 def image_size(path: str | os.PathLike, image_format: str) -> tuple[int, int] | None:
   """(width, height) from the header of a JPEG, PNG, GIF or BMP file, without decoding."""
-  with open(path, "rb") as f:
-    if image_format == "jpeg":
-      return _jpeg_size(f)
-    header = f.read(26)
   try:
-    if image_format == "png":
-      return struct.unpack(">II", header[16:24])
-    if image_format == "gif":
-      return struct.unpack("<HH", header[6:10])
-    width, height = struct.unpack("<ii", header[18:26])
-    return abs(width), abs(height)
-  except struct.error:
+    with _HEADER_READERS[image_format](path) as image:
+      return image.size
+  except _HEADER_ERRORS:
     return None
 
 
 def exif_orientation(path: str | os.PathLike) -> int:
   """The EXIF orientation (1-8) of a JPEG file; 1 (upright) when absent or unreadable."""
-  with open(path, "rb") as f:
-    if f.read(2) != b"\xff\xd8":
-      return 1
-    while True:
-      marker = f.read(4)
-      if len(marker) < 4 or marker[0] != 0xFF or marker[1] in _JPEG_FRAME_MARKERS:
-        return 1
-      length = struct.unpack(">H", marker[2:4])[0]
-      if marker[1] == 0xE1:  # APP1 holds EXIF
-        return _orientation_from_exif(f.read(length - 2))
-      f.seek(length - 2, os.SEEK_CUR)
-
-
-def _orientation_from_exif(segment: bytes) -> int:
-  if not segment.startswith(b"Exif\0\0") or len(segment) < 14:
-    return 1
-  tiff = segment[6:]
-  order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-  if order is None:
-    return 1
   try:
-    first_ifd = struct.unpack(order + "I", tiff[4:8])[0]
-    (count,) = struct.unpack(order + "H", tiff[first_ifd:first_ifd + 2])
-    for entry in range(count):
-      offset = first_ifd + 2 + 12 * entry
-      tag, _, _, value = struct.unpack(order + "HHIH", tiff[offset:offset + 10])
-      if tag == 0x0112:
-        return value if 1 <= value <= 8 else 1
-  except struct.error:
+    with open(path, "rb") as f:
+      if sniff_format(f.read(16)) != "jpeg":
+        return 1
+    with JpegImagePlugin.JpegImageFile(path) as image:
+      orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+  except _HEADER_ERRORS:
     return 1
-  return 1
-
-
-def _jpeg_size(f: BinaryIO) -> tuple[int, int] | None:
-  """Walks the JPEG segments to the start-of-frame marker."""
-  f.seek(2)
-  while True:
-    marker = f.read(4)
-    if len(marker) < 4 or marker[0] != 0xFF:
-      return None
-    length = struct.unpack(">H", marker[2:4])[0]
-    if marker[1] in _JPEG_FRAME_MARKERS:
-      frame = f.read(5)
-      if len(frame) < 5:
-        return None
-      height, width = struct.unpack(">HH", frame[1:5])
-      return width, height
-    f.seek(length - 2, os.SEEK_CUR)
+  return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1

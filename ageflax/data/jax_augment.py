@@ -2,7 +2,9 @@
 
 The same augmentation as `tf_augment.augment_batch`, the tf.data one, both reading one
 `augment_spec.AugmentSpec`: a random horizontal flip, rotation, shift and zoom applied as
-one affine warp with bilinear sampling, then brightness and contrast. With it the host
+one affine warp with bilinear sampling, then brightness, contrast, colour cast and gamma
+(the till camera's blur, low resolution and JPEG are not per-pixel: the tf.data path does
+them, and the schema refuses them here). With it the host
 only gathers cached uint8 pixels and ships them; the accelerator warps them inside the
 jitted step.
 
@@ -17,7 +19,14 @@ This module never imports TensorFlow.
 import jax
 import jax.numpy as jnp
 
-from ageflax.data.augment_spec import BRIGHTNESS, CONTRAST, NUM_DRAWS, AugmentSpec
+from ageflax.data.augment_spec import (
+    BRIGHTNESS,
+    CONTRAST,
+    GAMMA,
+    NUM_ALL_DRAWS,
+    NUM_DRAWS,
+    AugmentSpec,
+)
 
 
 def augment_batch(
@@ -27,7 +36,8 @@ def augment_batch(
     spec: AugmentSpec,
     first_row: int | jax.Array = 0,
 ) -> jax.Array:
-  """Randomly flips, rotates, shifts and zooms (one warp), then brightness/contrast.
+  """Randomly flips, rotates, shifts and zooms (one warp), then brightness, contrast,
+  colour cast and gamma.
 
   Args:
     images: uint8 [B, H, W, 3], rows `first_row .. first_row + B` of the global batch.
@@ -56,16 +66,21 @@ def augment_batch(
 
 
 def draws(seed: int, step: jax.Array, rows: jax.Array) -> jax.Array:
-  """Uniform draws in [-1, 1), float32 [len(rows), 7]: a row per example, a column per stream.
+  """Uniform draws in [-1, 1), float32 [len(rows), 14]: a row per example, a column per stream.
 
   Row r's draws come from the key fold_in(fold_in(key(seed), step), r); the columns are
   `augment_spec`'s streams. A flip is a draw below 0, so it happens with probability 1/2.
+  The till-like streams come from that key folded with NUM_DRAWS, which leaves the first
+  seven columns as they were before those streams were added.
   """
   step_key = jax.random.fold_in(jax.random.key(seed), step)
 
   def row_draws(row):
-    return jax.random.uniform(jax.random.fold_in(step_key, row), (NUM_DRAWS,),
-                              minval=-1.0, maxval=1.0)
+    row_key = jax.random.fold_in(step_key, row)
+    first = jax.random.uniform(row_key, (NUM_DRAWS,), minval=-1.0, maxval=1.0)
+    till = jax.random.uniform(jax.random.fold_in(row_key, NUM_DRAWS),
+                              (NUM_ALL_DRAWS - NUM_DRAWS,), minval=-1.0, maxval=1.0)
+    return jnp.concatenate([first, till])
 
   return jax.vmap(row_draws)(rows)
 
@@ -131,4 +146,9 @@ def _adjust_photometric(pixels: jax.Array, uniform: jax.Array, spec: AugmentSpec
     pixels = (pixels - mean) * factor[:, None, None, None] + mean
   if spec.brightness:
     pixels = pixels + spec.brightness_offset(uniform[:, BRIGHTNESS])[:, None, None, None]
+  if spec.colour_cast:
+    pixels = pixels * spec.channel_gains(lambda stream: uniform[:, stream], jnp)[:, None, None, :]
+  if spec.gamma:
+    exponent = spec.gamma_exponent(uniform[:, GAMMA])[:, None, None, None]
+    pixels = 255.0 * (jnp.clip(pixels, 0.0, 255.0) / 255.0) ** exponent
   return pixels

@@ -1,7 +1,7 @@
 """Labelled face records: validating rows and image files, the bad-row policy, splitting.
 
-A record is one photo's path and age. The layout readers (`layouts`) turn a data folder
-into candidate rows; this module checks them (names, ages, duplicates, image files),
+A record is one photo's path, age and group values (if any). The layout readers
+(`layouts`) turn a data folder into candidate rows; this module checks them (names, ages, duplicates, image files),
 enforces the policy for bad rows (skip with a count and names, or abort) and splits the
 records into train/validation/test. It never decodes images (see `ageflax.data.pipeline`).
 """
@@ -21,6 +21,8 @@ from ageflax.data import image_files
 SPLITS = ("train", "validation", "test")
 # Why a row whose image lies outside the data folder (and data.extra_image_root) is refused.
 OUTSIDE = "outside the data folder"
+# The group value of a row whose group cell is empty or whose file name does not say.
+UNKNOWN_GROUP = "unknown"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +40,9 @@ class Record:
   orientation: int = 1  # EXIF orientation: how the decoded pixels must turn to stand upright
   split: str | None = None  # The split the layout itself assigns, if any.
   origin: str = ""
+  # (group field, value) pairs a per-group report breaks errors down by (data.group_columns,
+  # data.group_from_file_names); a missing value is UNKNOWN_GROUP.
+  groups: tuple[tuple[str, str], ...] = ()
 
   @property
   def key(self) -> tuple[str, int]:
@@ -144,6 +149,7 @@ class Candidate:
   path: pathlib.Path
   age_text: str
   split: str | None = None
+  groups: tuple[tuple[str, str], ...] = ()
 
 
 def check_candidates(
@@ -186,7 +192,7 @@ def check_candidates(
     first_of[real_path] = (candidate.row, candidate.file_name)
     orientation = image_files.exif_orientation(real_path) if max_megapixels is not None else 1
     records.append(Record(candidate.file_name, real_path, age, candidate.row, orientation,
-                          candidate.split, origin))
+                          candidate.split, origin, candidate.groups))
   return records, problems
 
 

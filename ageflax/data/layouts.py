@@ -7,19 +7,23 @@
 - `csv`: any CSV, with configurable column names and image root.
 
 Every reader returns `label_rows.LabelledFaces`: the usable photos and each problem row
-named by file and row. The data folder is a boundary: a row whose image resolves (symlinks
+named by file and row. The group fields a per-group report breaks errors down by come from
+the labels CSV's `data.group_columns` and, with `data.group_from_file_names='utkface'`,
+from UTKFace-style file names in any layout (gender and race; 'unknown' where a name does
+not follow the pattern). The data folder is a boundary: a row whose image resolves (symlinks
 followed) outside its layout's image root, and outside `data.extra_image_root`, is a
 problem row. No reader decodes images (see `ageflax.data.pipeline`).
 """
 
 import collections
+import dataclasses
 import os
 import pathlib
 import re
 
 import ml_collections
 
-from ageflax.core.errors import DataError
+from ageflax.core.errors import ConfigError, DataError
 from ageflax.data import label_rows
 from ageflax.data.label_rows import Candidate, LabelledFaces
 
@@ -31,6 +35,13 @@ APPA_TARGETS = {"real_age": "real_age", "apparent_age": "apparent_age_avg"}
 APPA_FACE_SUFFIX = "_face.jpg"
 UTKFACE_FIELDS = ("AGE", "GENDER", "RACE", "DATETIME")
 _UTKFACE_NAME = re.compile(r"^(?P<stem>[^.]*)\.jpe?g(\.chip\.jpe?g)?$", re.IGNORECASE)
+# The UTKFace release's codes: GENDER 0 male, 1 female; RACE 0 White ... 4 Others.
+UTKFACE_GENDERS = ("male", "female")
+UTKFACE_RACES = ("White", "Black", "Asian", "Indian", "Others")
+# data.group_from_file_names: '' (off) or a naming scheme, and the group fields it gives.
+FILE_NAME_GROUPS = {"": (), "utkface": ("gender", "race")}
+# The layouts whose labels CSV data.group_columns can name columns of.
+CSV_LAYOUTS = ("labels_csv", "csv")
 
 
 def read_faces(config: ml_collections.ConfigDict) -> LabelledFaces:
@@ -47,15 +58,53 @@ def read_faces(config: ml_collections.ConfigDict) -> LabelledFaces:
   data_format = detect_format(directory) if config.format == "auto" else config.format
   checks = {"max_age": config.max_age, "max_megapixels": config.max_image_megapixels,
             "extra_root": config.extra_image_root}
+  columns = group_columns(config.group_columns)
+  if columns and data_format not in CSV_LAYOUTS:
+    raise ConfigError(f"--config.data.group_columns={config.group_columns!r} names columns of "
+                      f"a labels CSV, but {directory} is read as {data_format!r}, which has none "
+                      f"(group columns need one of {CSV_LAYOUTS})")
   if data_format == "labels_csv":
-    return read_labels_csv(directory, **checks)
-  if data_format == "appa_real":
-    return read_appa_real(directory, config.appa_real.target, config.appa_real.face_crops,
-                          **checks)
-  if data_format == "utkface":
-    return read_utkface(directory, **checks)
-  return read_csv(directory, config.csv.path, config.csv.image_root, config.csv.file_column,
-                  config.csv.age_column, **checks)  # 'csv', the last of FORMATS
+    faces = read_labels_csv(directory, group_columns=columns, **checks)
+  elif data_format == "appa_real":
+    faces = read_appa_real(directory, config.appa_real.target, config.appa_real.face_crops,
+                           **checks)
+  elif data_format == "utkface":
+    faces = read_utkface(directory, **checks)
+  else:  # 'csv', the last of FORMATS
+    faces = read_csv(directory, config.csv.path, config.csv.image_root, config.csv.file_column,
+                     config.csv.age_column, group_columns=columns, **checks)
+  if config.group_from_file_names == "utkface":
+    faces = with_utkface_groups(faces)
+  return faces
+
+
+def group_columns(text: str) -> tuple[str, ...]:
+  """The column names of `data.group_columns` ('gender, site' -> ('gender', 'site'))."""
+  return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def utkface_groups(file_name: str) -> tuple[tuple[str, str], ...]:
+  """(('gender', g), ('race', r)) from a UTKFace-style name AGE_GENDER_RACE_DATETIME.jpg;
+  a field the name does not give as a known code is 'unknown'."""
+  match = _UTKFACE_NAME.match(os.path.basename(file_name))
+  fields = match["stem"].split("_") if match else []
+  if len(fields) != len(UTKFACE_FIELDS) or not fields[0].isdigit():
+    fields = ["", "", "", ""]
+  return (("gender", _coded(UTKFACE_GENDERS, fields[1])),
+          ("race", _coded(UTKFACE_RACES, fields[2])))
+
+
+def _coded(labels: tuple[str, ...], code: str) -> str:
+  if code.isdigit() and int(code) < len(labels):
+    return labels[int(code)]
+  return label_rows.UNKNOWN_GROUP
+
+
+def with_utkface_groups(faces: LabelledFaces) -> LabelledFaces:
+  """`faces` with each record's gender and race parsed from its file name added."""
+  records = tuple(dataclasses.replace(r, groups=r.groups + utkface_groups(r.file_name))
+                  for r in faces.records)
+  return dataclasses.replace(faces, records=records)
 
 
 def _existing_folder(directory: str | os.PathLike) -> pathlib.Path:
@@ -90,7 +139,8 @@ def _first_file_names(directory: pathlib.Path, limit: int) -> list[str]:
 
 
 def read_labels_csv(directory: str | os.PathLike, max_age: float = 120.0,
-                    max_megapixels: float | None = 40.0, extra_root: str = "") -> LabelledFaces:
+                    max_megapixels: float | None = 40.0, extra_root: str = "",
+                    group_columns: tuple[str, ...] = ()) -> LabelledFaces:
   """The study's layout: `DIR/labels.csv` (file_name,real_age), images in `DIR/final_files/`.
 
   `max_megapixels=None` skips the image file checks (names, ages and paths only).
@@ -100,7 +150,7 @@ def read_labels_csv(directory: str | os.PathLike, max_age: float = 120.0,
     raise DataError(f"{directory / LABELS_FILE} not found: expected a labels file with columns "
                     f"file_name,real_age beside the {IMAGES_DIR}/ folder")
   return read_csv(directory, LABELS_FILE, IMAGES_DIR, "file_name", "real_age", max_age,
-                  max_megapixels, extra_root)
+                  max_megapixels, extra_root, group_columns)
 
 
 def read_csv(
@@ -112,6 +162,7 @@ def read_csv(
     max_age: float = 120.0,
     max_megapixels: float | None = 40.0,
     extra_root: str = "",
+    group_columns: tuple[str, ...] = (),
 ) -> LabelledFaces:
   """Any CSV of photos and ages.
 
@@ -125,19 +176,28 @@ def read_csv(
     max_megapixels: images whose header declares more pixels are rejected; None skips
       the image file checks.
     extra_root: a folder outside `image_root` that rows may name too ('' = none).
+    group_columns: columns with each photo's group values (an empty cell is 'unknown').
+
+  Raises:
+    DataError: naming the CSV and the column, when a group column is missing from it.
   """
   directory = _existing_folder(directory)
   labels_path = directory / csv_path
   root = directory / image_root if image_root else labels_path.parent
   if max_megapixels is not None and not root.is_dir():
     raise DataError(f"image folder {root} does not exist")
-  rows = label_rows.read_csv_rows(labels_path, (file_column, age_column))
+  rows = label_rows.read_csv_rows(labels_path, (file_column, age_column, *group_columns))
   candidates = [Candidate(row, values[file_column], root / values[file_column],
-                          values[age_column]) for row, values in rows]
+                          values[age_column], groups=_group_cells(values, group_columns))
+                for row, values in rows]
   good, problems = label_rows.check_candidates(
       candidates, origin=labels_path.name, file_column=file_column, age_column=age_column,
       max_age=max_age, max_megapixels=max_megapixels, roots=(root,), extra_root=extra_root)
   return LabelledFaces(str(labels_path), tuple(good), tuple(problems))
+
+
+def _group_cells(values: dict[str, str], columns: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+  return tuple((column, values[column] or label_rows.UNKNOWN_GROUP) for column in columns)
 
 
 def read_appa_real(

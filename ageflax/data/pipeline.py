@@ -3,15 +3,17 @@
 A data folder (any `layouts` format) or prepared TFDS records become an image store
 and each split's indices into it. What each step trains on is a pure function of
 (seed, step): the epoch's order is a seeded permutation, each global batch is a fixed
-slice of it, and every host takes its own rows of the global batch (or, with records
-sharded per host, its own batch of its own shard). Evaluation pads the last batch and
-carries a mask, so every photo counts exactly once on any number of hosts.
+slice of it, and every host takes its own rows of the global batch, the same batches
+from a folder or its records on any number of hosts. Records, and a folder too large
+for the in-memory cache, are read by index (`record_store`): each host reads and decodes
+only its rows. Evaluation pads the last
+batch and carries a mask, so every photo counts exactly once on any number of hosts.
 """
 
 import dataclasses
 import os
 import pathlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import ml_collections
 import numpy as np
@@ -19,8 +21,8 @@ import tensorflow as tf
 from absl import logging
 
 from ageflax.core import age_stats
-from ageflax.core.errors import ConfigError, DataError
-from ageflax.data import label_rows, layouts, tf_augment
+from ageflax.core.errors import DataError
+from ageflax.data import image_store, label_rows, layouts, photo_sources, record_store, tf_augment
 from ageflax.data.augment_spec import AugmentSpec
 from ageflax.data.image_store import ImageStore, create_store
 
@@ -45,29 +47,24 @@ def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
   return num_examples // global_batch_size
 
 
-def _train_rows(indices: np.ndarray, global_batch: int, rows: HostRows, seed: int,
-                host_shard: bool):
+def _train_rows(indices: np.ndarray, global_batch: int, rows: HostRows, seed: int):
   """Returns f(epoch) -> (steps [spe], store indices [spe, rows.size]) for this host.
 
-  With `host_shard`, `indices` are this host's own photos and each of its batches is
-  drawn from them alone; otherwise every host orders all photos and takes its rows.
+  Every host orders all photos alike and takes its rows of each global batch.
   """
-  batch = rows.size if host_shard else global_batch
-  first = 0 if host_shard else rows.start
-  shard = (rows.start,) if host_shard else ()
-  per_epoch = steps_per_epoch(len(indices), batch)
+  per_epoch = steps_per_epoch(len(indices), global_batch)
 
   def rows_of_epoch(epoch: np.int64) -> tuple[np.ndarray, np.ndarray]:
-    order = indices[epoch_order(len(indices), seed, int(epoch), *shard)]
-    batches = order[:per_epoch * batch].reshape(per_epoch, batch)
+    order = indices[epoch_order(len(indices), seed, int(epoch))]
+    batches = order[:per_epoch * global_batch].reshape(per_epoch, global_batch)
     steps = np.arange(per_epoch, dtype=np.int64) + int(epoch) * per_epoch
-    return steps, batches[:, first:first + rows.size].astype(np.int64)
+    return steps, batches[:, rows.start:rows.start + rows.size].astype(np.int64)
 
   return rows_of_epoch
 
 
 def train_dataset(
-    store: ImageStore,
+    store: ImageStore | record_store.RecordStore,
     indices: np.ndarray,
     global_batch_size: int,
     rows: HostRows,
@@ -75,19 +72,23 @@ def train_dataset(
     start_step: int,
     num_steps: int,
     config: ml_collections.ConfigDict,
-    host_shard: bool = False,
-) -> tf.data.Dataset:
+) -> tf.data.Dataset | Iterator[dict[str, np.ndarray]]:
   """Batches {'image' uint8, 'age' float32} for steps start_step .. num_steps - 1.
 
   Step s covers epoch s // steps_per_epoch; its augmentation uses seed (seed, s). With
   `data.augment.placement='device'` the images come unaugmented: the train step augments.
-  With `host_shard`, `indices` are this host's shard of the training photos.
+  From a `RecordStore` (records, or a folder's files) the batches come as numpy, read by a
+  background thread.
   """
-  per_epoch = steps_per_epoch(len(indices), rows.size if host_shard else global_batch_size)
+  per_epoch = steps_per_epoch(len(indices), global_batch_size)
   if per_epoch == 0:
     raise DataError(f"{len(indices)} training photos do not fill one batch of "
                     f"train.batch_size={global_batch_size}")
-  rows_of_epoch = _train_rows(indices, global_batch_size, rows, seed, host_shard)
+  rows_of_epoch = _train_rows(indices, global_batch_size, rows, seed)
+  if isinstance(store, record_store.RecordStore):
+    batches = _record_train_batches(store, rows_of_epoch, global_batch_size, rows, seed,
+                                    (start_step, num_steps, per_epoch), config)
+    return record_store.prefetched(batches, config.prefetch_batches)
 
   def epoch_batches(epoch):
     steps, batch_rows = tf.numpy_function(rows_of_epoch, [epoch], (tf.int64, tf.int64))
@@ -120,22 +121,42 @@ def _train_batch_loader(store: ImageStore, seed: int, global_batch_size: int, ro
   return load
 
 
+def _record_train_batches(store: record_store.RecordStore, rows_of_epoch, global_batch_size: int,
+                          rows: HostRows, seed: int, step_range: tuple[int, int, int],
+                          config: ml_collections.ConfigDict) -> Iterator[dict[str, np.ndarray]]:
+  """This host's rows of each step's batch from records, augmented as `_train_batch_loader`."""
+  start_step, num_steps, per_epoch = step_range
+  augment = AugmentSpec.from_config(config.augment)
+  augment_fn = tf.function(lambda images, step_seed: tf_augment.augment_batch(
+      images, step_seed, global_batch_size, rows.start, augment))
+  for epoch in range(start_step // per_epoch, (num_steps - 1) // per_epoch + 1):
+    for step, batch_rows in zip(*rows_of_epoch(epoch), strict=True):
+      if start_step <= step < num_steps:
+        images, ages = store.read(batch_rows)
+        if not augment.on_device:
+          images = augment_fn(images, np.array([seed, step], np.int64)).numpy()
+        yield {"image": images, "age": ages}
+
+
 def eval_dataset(
-    store: ImageStore,
+    store: ImageStore | record_store.RecordStore,
     indices: np.ndarray,
     global_batch_size: int,
     rows: HostRows,
     config: ml_collections.ConfigDict,
-) -> tf.data.Dataset:
+) -> tf.data.Dataset | Iterator[dict[str, np.ndarray]]:
   """Batches {'image', 'age', 'mask', 'index'} covering `indices` once, in order.
 
   The last global batch is padded (mask 0, index -1) so that every host runs the same
-  number of batches and each photo is counted exactly once.
+  number of batches and each photo is counted exactly once. Each host reads only its rows.
   """
   num_batches = -(-len(indices) // global_batch_size)
   padded = np.full(num_batches * global_batch_size, -1, np.int64)
   padded[:len(indices)] = indices
   host_rows = padded.reshape(num_batches, global_batch_size)[:, rows.start:rows.start + rows.size]
+  if isinstance(store, record_store.RecordStore):
+    return record_store.prefetched(_record_eval_batches(store, host_rows),
+                                   config.prefetch_batches)
   ages = tf.constant(store.ages)
 
   def load(batch_rows):
@@ -151,6 +172,14 @@ def eval_dataset(
   return _finish(dataset, config)
 
 
+def _record_eval_batches(store: record_store.RecordStore, host_rows: np.ndarray
+                         ) -> Iterator[dict[str, np.ndarray]]:
+  for batch_rows in host_rows:
+    images, ages = store.read(batch_rows)
+    yield {"image": images, "age": ages, "mask": (batch_rows >= 0).astype(np.float32),
+           "index": batch_rows}
+
+
 def _finish(dataset: tf.data.Dataset, config: ml_collections.ConfigDict) -> tf.data.Dataset:
   options = tf.data.Options()
   options.deterministic = True
@@ -158,8 +187,12 @@ def _finish(dataset: tf.data.Dataset, config: ml_collections.ConfigDict) -> tf.d
   return dataset.with_options(options).prefetch(config.prefetch_batches)
 
 
-def as_numpy(dataset: tf.data.Dataset, source: str) -> Iterator[dict[str, np.ndarray]]:
+def as_numpy(dataset: tf.data.Dataset | Iterable[dict[str, np.ndarray]], source: str
+             ) -> Iterator[dict[str, np.ndarray]]:
   """Iterates numpy batches, turning a TensorFlow failure into a one-line DataError."""
+  if not isinstance(dataset, tf.data.Dataset):
+    yield from dataset
+    return
   iterator = dataset.as_numpy_iterator()
   while True:
     try:
@@ -168,8 +201,8 @@ def as_numpy(dataset: tf.data.Dataset, source: str) -> Iterator[dict[str, np.nda
       return
     except tf.errors.OpError as e:
       first_line = e.message.strip().splitlines()[0][:300]
-      raise DataError(f"reading {source} failed: {first_line} (an image changed since it was "
-                      "checked? rerun with data.verify_images=True to find it)") from None
+      raise DataError(f"reading {source} failed: {first_line} (the in-memory cache of "
+                      "decoded photos is damaged; rerun the same command)") from None
     yield batch
 
 
@@ -177,14 +210,13 @@ def as_numpy(dataset: tf.data.Dataset, source: str) -> Iterator[dict[str, np.nda
 class PreparedData:
   """A validated data source: the image store and each split's indices into it.
 
-  With prepared records on several hosts, 'train' holds only this host's shard
-  (`host_shard`), and `totals` gives the split sizes and statistics over all hosts.
+  With prepared records the store is a `RecordStore` and `totals` gives the split sizes
+  and statistics the records were written with.
   """
 
-  store: ImageStore
+  store: ImageStore | record_store.RecordStore
   splits: dict[str, np.ndarray]
   problems: tuple
-  host_shard: bool = False
   totals: dict[str, float] | None = None
 
   def indices(self, split: str) -> np.ndarray:
@@ -211,29 +243,33 @@ class PreparedData:
     }
 
   def train_dataset(self, global_batch_size: int, rows: HostRows, seed: int, start_step: int,
-                    num_steps: int, config: ml_collections.ConfigDict) -> tf.data.Dataset:
+                    num_steps: int, config: ml_collections.ConfigDict
+                    ) -> tf.data.Dataset | Iterator[dict[str, np.ndarray]]:
     """`train_dataset` over this source's training photos (see there)."""
     return train_dataset(self.store, self.splits["train"], global_batch_size, rows, seed,
-                         start_step, num_steps, config, self.host_shard)
+                         start_step, num_steps, config)
 
 
 def prepare(
     config: ml_collections.ConfigDict,
     problems_path: str | None,
     process_index: int = 0,
-    process_count: int = 1,
     splits: Sequence[str] | None = None,
+    shift: image_store.PhotoShift | None = None,
 ) -> PreparedData:
   """Reads, validates, decodes and splits `data.dir`, applying the bad-row policy.
 
   Args:
     config: the `data` config section.
-    problems_path: where to write every skipped row as CSV (None: don't write).
-    process_index: this host's index; with `data.source='tfds'` each host reads its own
-      shard of the training records.
-    process_count: the number of hosts.
+    problems_path: where to write every skipped row as CSV (None: don't write); from a
+      folder only process 0 writes it, from records each host appends the photos it
+      finds that fail to decode.
+    process_index: this host's index; every host reads its rows of the same batches,
+      however many hosts there are.
     splits: the splits that will be read (default: all); with face framing on, only
       their photos are framed, the others' indices are left empty.
+    shift: changes each decoded photo at full size, before framing or resizing (a till
+      camera's, `till_shifts`); photo folders only, not prepared records.
 
   Returns:
     The prepared data; skipped rows are logged with their count and names.
@@ -242,15 +278,21 @@ def prepare(
     raise DataError("no data folder: set --config.data.dir=DIR (labels.csv + final_files/, "
                     "or another layout: see data.format)")
   if config.source == "tfds":
-    return _prepare_records(config, process_index, process_count)
+    if shift is not None:
+      raise DataError(f"{config.dir}: prepared records hold photos already resized (and "
+                      "framed); shifted copies are made from a photo folder")
+    return _prepare_records(config, problems_path)
+  writer_path = problems_path if process_index == 0 else None
   faces = layouts.read_faces(config)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   if config.face_framing.mode == "align":
-    return _prepare_framed(faces, config, problems_path, splits or label_rows.SPLITS)
-  store, failed = create_store(faces.records, config)
+    return _prepare_framed(faces, config, writer_path, splits or label_rows.SPLITS, shift)
+  if shift is None and not image_store.cache_fits(len(faces.records), config.image_size, config):
+    return _prepare_streamed(faces, config, writer_path, problems_path)
+  store, failed = create_store(faces.records, config, shift=shift)
   faces = faces.without(failed)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
-  _report_problems(faces, problems_path)
+  _report_problems(faces, writer_path)
   by_split = _split(faces.records, config)
   return PreparedData(store, _store_indices([r.key for r in faces.records], by_split),
                       faces.problems)
@@ -262,7 +304,8 @@ def holds_records(directory: str) -> bool:
 
 
 def _prepare_framed(faces: label_rows.LabelledFaces, config: ml_collections.ConfigDict,
-                    problems_path: str | None, wanted: Sequence[str]) -> PreparedData:
+                    problems_path: str | None, wanted: Sequence[str],
+                    shift: image_store.PhotoShift | None = None) -> PreparedData:
   """A folder whose photos are framed by the face normaliser.
 
   The split is drawn before framing, so which photos are held out does not depend on the
@@ -271,12 +314,34 @@ def _prepare_framed(faces: label_rows.LabelledFaces, config: ml_collections.Conf
   """
   by_split = _split(faces.records, config)
   records = [r for name in label_rows.SPLITS if name in wanted for r in by_split[name]]
-  store, failed = create_store(records, config)
+  store, failed = create_store(records, config, shift=shift)
   faces = faces.without(failed)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   _report_problems(faces, problems_path)
   kept = [r.key for r in records if r.key not in failed]
   return PreparedData(store, _store_indices(kept, by_split), faces.problems)
+
+
+def _prepare_streamed(faces: label_rows.LabelledFaces, config: ml_collections.ConfigDict,
+                      writer_path: str | None, problems_path: str | None) -> PreparedData:
+  """A folder that does not fit the in-memory cache, read from its files by index per batch.
+
+  Up front only the files' headers were checked (`layouts`), unless `data.verify_images`
+  decodes every photo once too (keeping no pixels). A photo that fails to decode in the
+  stream is replaced as a damaged record is, each host appending it to the skipped rows.
+  """
+  if config.verify_images:
+    faces = faces.without(image_store.undecodable(faces.records))
+    label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
+  _report_problems(faces, writer_path)
+  splits = _store_indices([r.key for r in faces.records], _split(faces.records, config))
+  store = record_store.RecordStore(
+      photo_sources.FilePhotos(faces.records, config.num_threads), splits, config.image_size,
+      config.max_bad_fraction, config.num_threads, problems_path, config.dir)
+  logging.info("%s: %d photos read from their files by index, decoded at %dx%d per batch "
+               "(not cached: data.cache=%r, data.cache_max_gb=%g)", config.dir, len(store),
+               config.image_size, config.image_size, config.cache, config.cache_max_gb)
+  return PreparedData(store, splits, faces.problems)
 
 
 def _split(records: Sequence[label_rows.Record], config: ml_collections.ConfigDict
@@ -294,35 +359,28 @@ def _store_indices(store_keys: Sequence[tuple[str, int]],
           for name, part in by_split.items()}
 
 
-def _prepare_records(config, process_index: int, process_count: int) -> PreparedData:
-  """Prepared records: every host reads all evaluation photos and its shard of 'train'."""
-  if config.face_framing.mode != "none":
-    # Records fix each split's photos when written; framing would drop some afterwards.
-    raise ConfigError("data.face_framing.mode='align' reads a photo folder, not prepared "
-                      "records (data.source='tfds'): train on the folder itself")
+def _prepare_records(config: ml_collections.ConfigDict, problems_path: str | None
+                     ) -> PreparedData:
+  """Prepared records, checked and opened for reading by index; no photo is read yet.
+
+  Records written with `data.face_framing.mode='align'` hold framed photos: the config
+  must ask for the same framing, which was done once, when they were written.
+  """
   from ageflax.data import tfds_records  # tensorflow_datasets loads only for records
 
   builder = tfds_records.load_builder(config.dir)
   prepared = tfds_records.PreparedRecords(builder)
+  prepared.check_framing(config)
   prepared.warn_on_changed_split(config)
-  host_shard = process_count > 1
-  all_records, encoded, splits = [], [], {}
-  for split in label_rows.SPLITS:
-    part, part_bytes = prepared.read(split, process_index if split == "train" else 0,
-                                     process_count if split == "train" else 1)
-    splits[split] = np.arange(len(all_records), len(all_records) + len(part), dtype=np.int64)
-    all_records += part
-    encoded += part_bytes
-  store, failed = create_store(all_records, config, encoded)
-  if failed:
-    key, reason = next(iter(failed.items()))
-    raise DataError(f"{builder.data_dir}: {len(failed)} stored image(s) do not decode, e.g. "
-                    f"{key[0]} row {key[1]}: {reason}; the records are damaged, write them again")
-  if host_shard and len(splits["train"]) < prepared.num_examples("train") // process_count:
-    raise DataError(f"{builder.data_dir}: host {process_index} read "
-                    f"{len(splits['train'])} training photos, expected "
-                    f"{prepared.num_examples('train') // process_count}")
-  return PreparedData(store, splits, (), host_shard, prepared.summary())
+  photos = photo_sources.RecordPhotos(prepared.data_sources(), prepared.labels(),
+                                      label_rows.SPLITS)
+  splits = {split: photos.splits.get(split, np.zeros(0, np.int64)) for split in label_rows.SPLITS}
+  store = record_store.RecordStore(
+      photos, splits, config.image_size, config.max_bad_fraction, config.num_threads,
+      problems_path, str(builder.data_dir))
+  logging.info("%s: %d photos read by index, decoded at %dx%d per batch", builder.data_dir,
+               len(store), config.image_size, config.image_size)
+  return PreparedData(store, splits, (), prepared.summary())
 
 
 def _report_problems(faces: label_rows.LabelledFaces, problems_path: str | None) -> None:

@@ -1,16 +1,27 @@
 """Batch augmentation in TensorFlow, for the tf.data stream (`data.augment.placement='host'`).
 
 A random horizontal flip, rotation, shift and zoom applied as one fused projective warp,
-then brightness and contrast, as `augment_spec.AugmentSpec` says (the JAX twin,
-`jax_augment`, reads the same spec). Augmentation is stateless: its randomness is a
+then brightness, contrast, colour cast and gamma, then the till camera's blur, low
+resolution and JPEG recompression, as `augment_spec.AugmentSpec` says (the JAX twin,
+`jax_augment`, reads the same spec and does all but the camera's three). Augmentation is stateless: its randomness is a
 function of (seed, step, position in the global batch), so a resumed or multi-host run
 sees exactly the pictures a single uninterrupted run sees. Works eagerly and inside
 `tf.data.Dataset.map`; images stay uint8.
 """
 
+import math
+
 import tensorflow as tf
 
-from ageflax.data.augment_spec import BRIGHTNESS, CONTRAST, AugmentSpec
+from ageflax.data.augment_spec import (
+    BLUR,
+    BRIGHTNESS,
+    CONTRAST,
+    GAMMA,
+    JPEG_QUALITY,
+    LOW_RES,
+    AugmentSpec,
+)
 
 
 def augment_batch(
@@ -20,7 +31,8 @@ def augment_batch(
     first_row: int,
     spec: AugmentSpec,
 ) -> tf.Tensor:
-  """Randomly flips, rotates, shifts and zooms (one fused warp), then brightness/contrast.
+  """Randomly flips, rotates, shifts and zooms (one fused warp), then the photometric parts
+  (brightness, contrast, colour cast, gamma), then the camera's (blur, low resolution, JPEG).
 
   Args:
     images: uint8 [B, H, W, 3], rows `first_row .. first_row + B` of the global batch.
@@ -46,6 +58,12 @@ def augment_batch(
         fill_mode=spec.fill_mode.upper())
   if spec.has_photometric:
     images = _adjust_photometric(images, draw, spec)
+  if spec.blur_sigma_max:
+    images = gaussian_blur(images, spec.blur_sigma(draw.uniform(BLUR)), spec.blur_sigma_max)
+  if spec.low_res_probability:
+    images = low_resolution(images, spec.is_low_res(draw.uniform(LOW_RES)), spec.low_res_side)
+  if spec.jpeg_quality_min:
+    images = recompress(images, spec.jpeg_quality(draw.uniform(JPEG_QUALITY)))
   return images
 
 
@@ -72,4 +90,49 @@ def _adjust_photometric(images: tf.Tensor, draw: _Draws, spec: AugmentSpec) -> t
     pixels = (pixels - mean) * factor[:, None, None, None] + mean
   if spec.brightness:
     pixels = pixels + spec.brightness_offset(draw.uniform(BRIGHTNESS))[:, None, None, None]
+  if spec.colour_cast:
+    pixels = pixels * spec.channel_gains(draw.uniform, tf)[:, None, None, :]
+  if spec.gamma:
+    exponent = spec.gamma_exponent(draw.uniform(GAMMA))[:, None, None, None]
+    pixels = 255.0 * (tf.clip_by_value(pixels, 0.0, 255.0) / 255.0) ** exponent
+  return _to_uint8(pixels)
+
+
+def _to_uint8(pixels: tf.Tensor) -> tf.Tensor:
   return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
+
+
+def gaussian_blur(images: tf.Tensor, sigma: tf.Tensor, sigma_max: float) -> tf.Tensor:
+  """Separable Gaussian blur of uint8 [B, H, W, 3], each image with its own `sigma` [B]
+  (pixels; 0 leaves it as it is); the kernel spans 3 x `sigma_max` either side."""
+  radius = max(1, math.ceil(3 * sigma_max))
+  offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
+  # A sigma of 0 would divide by zero; a tiny one puts all the weight on the centre tap.
+  spread = tf.maximum(tf.cast(sigma, tf.float32), 1e-3)[:, None]
+  weights = tf.exp(-0.5 * tf.square(offsets[None, :] / spread))
+  weights = weights / tf.reduce_sum(weights, axis=1, keepdims=True)
+  pixels = tf.cast(images, tf.float32)
+  height, width = images.shape[1], images.shape[2]
+  rows = tf.pad(pixels, [[0, 0], [radius, radius], [0, 0], [0, 0]], mode="SYMMETRIC")
+  pixels = sum(weights[:, tap, None, None, None] * rows[:, tap:tap + height]
+               for tap in range(2 * radius + 1))
+  cols = tf.pad(pixels, [[0, 0], [0, 0], [radius, radius], [0, 0]], mode="SYMMETRIC")
+  pixels = sum(weights[:, tap, None, None, None] * cols[:, :, tap:tap + width]
+               for tap in range(2 * radius + 1))
+  return _to_uint8(pixels)
+
+
+def low_resolution(images: tf.Tensor, chosen: tf.Tensor, side: int) -> tf.Tensor:
+  """The `chosen` [B] images of uint8 [B, H, W, 3] resized down to side x side and back up."""
+  height, width = images.shape[1], images.shape[2]
+  small = tf.image.resize(images, [side, side], method="bilinear", antialias=True)
+  restored = _to_uint8(tf.image.resize(small, [height, width], method="bilinear"))
+  return tf.where(chosen[:, None, None, None], restored, images)
+
+
+def recompress(images: tf.Tensor, quality: tf.Tensor) -> tf.Tensor:
+  """Each uint8 image [B, H, W, 3] encoded as JPEG at its own `quality` [B] and decoded."""
+  qualities = tf.cast(tf.round(quality), tf.int32)
+  return tf.map_fn(lambda pair: tf.image.adjust_jpeg_quality(pair[0], pair[1]),
+                   (images, qualities), fn_output_signature=tf.TensorSpec(images.shape[1:],
+                                                                          tf.uint8))

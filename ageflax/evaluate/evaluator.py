@@ -10,7 +10,7 @@ imports TensorFlow: batches arrive as numpy dicts from any iterable.
 import csv
 import dataclasses
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -82,8 +82,10 @@ class Evaluator:
     global_batch = sharding.global_batch(batch, self.mesh, self.global_batch_size)
     return jax.device_get(self._batch_step(variables, global_batch))
 
-  def run(self, variables, batches: Iterable[dict[str, np.ndarray]]) -> EvalResult:
-    """Metrics over every batch, and the prediction of every photo by image-store index."""
+  def run(self, variables, batches: Iterable[dict[str, np.ndarray]],
+          on_progress: Callable[[int], None] | None = None) -> EvalResult:
+    """Metrics over every batch, and the prediction of every photo by image-store index;
+    after each batch, `on_progress` (if given) gets the number of photos evaluated so far."""
     totals = {"sum_abs_error": 0.0, "sum_squared_error": 0.0, "sum_error": 0.0, "count": 0.0}
     predictions, p_under = {}, {}
     for batch in batches:
@@ -95,6 +97,8 @@ class Evaluator:
           predictions[int(store_index)] = float(rows["prediction"][row])
           if "p_under" in rows:
             p_under[int(store_index)] = float(rows["p_under"][row])
+      if on_progress is not None:
+        on_progress(len(predictions))
     return EvalResult(metrics_from_sums(totals), predictions, p_under or None)
 
 

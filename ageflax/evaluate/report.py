@@ -1,8 +1,10 @@
 """The evaluation report of `scripts/eval.py`: its metrics, console lines, files and plots.
 
 One evaluation of a split becomes `eval_metrics.json` (every figure, what was evaluated and
-what was left out), `predictions.csv`, `skipped_rows.csv` and two plots; the console gets
-the MAE beside the predict-the-median baseline and the report's tables.
+what was left out), `predictions.csv`, `skipped_rows.csv` and two plots, and, when the
+photos carry group fields, `groups.csv` (`ageflax.evaluate.groups`), and with a robustness
+report (`ageflax.evaluate.robustness`), `robustness.csv`; the console gets the MAE beside
+the predict-the-median baseline and the report's tables.
 """
 
 import json
@@ -15,18 +17,21 @@ import numpy as np
 
 from ageflax.core import atomic_files, run_files
 from ageflax.data import image_store, label_rows, pipeline
-from ageflax.evaluate import evaluator, plots, policy_calibration
+from ageflax.evaluate import evaluator, groups, plots, policy_calibration, robustness
 
 
 def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str, step: int,
            train_median: float | None, config: ml_collections.ConfigDict, flip_tta: bool,
            output_dir: str, id_policies: Sequence[tuple[str, np.ndarray]] = (),
-           protected_ages: tuple[int, int] = (13, 17)) -> None:
+           protected_ages: tuple[int, int] = (13, 17),
+           robustness_report: dict | None = None) -> None:
   """Prints the report of one evaluated split and, on process 0, writes it to `output_dir`.
 
   `id_policies` are (description, whom it asks) of ID-check rules, e.g. the calibrated one
   and Challenge 25, each asked-mask in the order of the split's photos; their realized
-  rates are reported with exact Clopper-Pearson intervals for `protected_ages`.
+  rates are reported with exact Clopper-Pearson intervals for `protected_ages`, overall
+  and per group where the photos carry group fields. A `robustness_report`
+  (`robustness.summary`) is printed, kept under 'robustness' and written as a CSV.
   """
   indices = data.indices(split)
   ages = data.store.ages[indices]
@@ -40,15 +45,17 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
       {"policy": name, **policy_calibration.realized_rates(asked, ages, config.eval.legal_age,
                                                            protected_ages)}
       for name, asked in id_policies]
+  metrics["groups"] = _group_breakdown(data, indices, ages, predictions, id_policies, config,
+                                       protected_ages)
+  if robustness_report is not None:
+    metrics["robustness"] = robustness_report
   if train_median is not None:
     metrics["median_baseline_mae"] = evaluator.median_baseline_mae(train_median, ages)
     metrics["train_median_age"] = train_median
   _print_headline(metrics)
   if jax.process_index() != 0:
     return
-  print(evaluator.format_report(metrics))
-  for entry in metrics["id_policies"]:
-    print(_policy_lines(entry, protected_ages))
+  _print_tables(metrics, protected_ages)
   os.makedirs(output_dir, exist_ok=True)
   atomic_files.write_text_atomically(os.path.join(output_dir, run_files.EVAL_METRICS),
                                      json.dumps(metrics, indent=2))
@@ -56,7 +63,34 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
   evaluator.write_predictions(os.path.join(output_dir, run_files.PREDICTIONS),
                               [data.store.file_names[i] for i in indices], ages, predictions)
   _plot(output_dir, metrics, ages, predictions, config)
-  print(f"wrote {output_dir}/: {', '.join(run_files.EVAL_OUTPUTS)}")
+  written = run_files.EVAL_OUTPUTS
+  if metrics["groups"]:
+    groups.write_csv(metrics["groups"], os.path.join(output_dir, run_files.GROUPS))
+    written += (run_files.GROUPS,)
+  if robustness_report is not None:
+    robustness.write_csv(robustness_report, os.path.join(output_dir, run_files.ROBUSTNESS))
+    written += (run_files.ROBUSTNESS,)
+  print(f"wrote {output_dir}/: {', '.join(written)}")
+
+
+def _group_breakdown(data: pipeline.PreparedData, indices: np.ndarray, ages: np.ndarray,
+                     predictions: np.ndarray, id_policies, config: ml_collections.ConfigDict,
+                     protected_ages: tuple[int, int]) -> list[dict]:
+  """The per-group entries of the split's photos ([] when they carry no group fields)."""
+  photo_groups = [data.store.groups[int(i)] for i in indices] if data.store.groups else []
+  return groups.breakdown(groups.values_by_field(photo_groups), ages, predictions, id_policies,
+                          config.eval.legal_age, protected_ages, config.eval.min_group_photos)
+
+
+def _print_tables(metrics: dict, protected_ages: tuple[int, int]) -> None:
+  """The report's tables, the ID policies' rates and, if any, the per-group breakdown."""
+  print(evaluator.format_report(metrics))
+  for entry in metrics["id_policies"]:
+    print(_policy_lines(entry, protected_ages))
+  if metrics["groups"]:
+    print(groups.format_breakdown(metrics["groups"], protected_ages))
+  if "robustness" in metrics:
+    print(robustness.format_table(metrics["robustness"], metrics["split"]))
 
 
 def _print_headline(metrics: dict) -> None:

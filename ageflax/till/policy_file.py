@@ -7,6 +7,7 @@ config.json). Reading it checks all of that: a corrupt file or one from another 
 checkpoint is a one-line error naming the file, never a silent fall-back to another rule.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from ageflax.core.errors import ConfigError
 from ageflax.till.id_policy import IdCheckPolicy
 
 FORMAT = "ageflax-id-policy-1"
+FIXED_RULE_SOURCE = "fixed rule of the run's config; no calibrated policy"
 
 
 def run_identity(workdir: str, step: int) -> dict:
@@ -79,3 +81,15 @@ def load(workdir: str, step: int) -> tuple[IdCheckPolicy, dict]:
   return IdCheckPolicy(float(rule["legal_age"]), float(rule["challenge_age"]),
                        None if rule["max_risk"] is None else float(rule["max_risk"]),
                        source), contents
+
+
+def fixed_policy(eval_config) -> IdCheckPolicy:
+  """The fixed rule of a run's `eval` config section, saying so."""
+  return dataclasses.replace(IdCheckPolicy.from_config(eval_config), source=FIXED_RULE_SOURCE)
+
+
+def run_policy(workdir: str, step: int, eval_config) -> IdCheckPolicy:
+  """The policy of checkpoint `step` of the run in `workdir`: its calibrated one when it has
+  WORKDIR/id_policy.json (ConfigError naming a corrupt or foreign file), else the fixed
+  rule of its `eval` config section."""
+  return load(workdir, step)[0] if exists(workdir) else fixed_policy(eval_config)

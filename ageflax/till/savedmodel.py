@@ -1,57 +1,99 @@
 """The trained predictor as a TensorFlow SavedModel (jax2tf), for TF Serving or any TF runtime.
 
 Two serving signatures run `ageflax.model.predict`'s prediction function converted to a TF
-graph with a free batch dimension:
+graph with a free batch dimension, serialised for both CPU and CUDA (one SavedModel serves
+on either):
 - `serving_default` (`predict_images`): float32 RGB `images` [N, S, S, 3] in [0, 255],
   already resized to the run's image size S;
 - `predict_image_bytes`: string `image_bytes` [N], the encoded files (JPEG or PNG),
-  decoded and resized in the graph exactly as training does (EXIF orientation is not
-  applied: send upright photos). Each photo is checked first, without decoding, as
+  decoded, turned upright by their EXIF orientation (`till.tf_exif`) and resized in the
+  graph exactly as training does. Each photo is checked first, without decoding, as
   training checks files: its signature, its end marker, and the pixel count its header
   declares (`data.max_image_megapixels`); one that fails gets NaN outputs and its reason in
   `status` [N] (`ok` for the others), and the rest of the batch is served.
 Both return `age` [N] and, for the dex head, `age_spread` [N] and `p_under_legal_age` [N]
-(P(age < the run's eval.legal_age)). The weights are variables of the SavedModel; JAX is
-not needed to run it.
+(P(age < the exported policy's legal age)). The weights are variables of the SavedModel; JAX
+is not needed to run it. `ageflax_export.json` beside it (`till.export_metadata`) says what
+it is and which ID-check policy goes with it. TF Serving wants each version in a numbered
+folder under the model's base path: the export entry point chooses it.
 """
 
 import functools
-import json
 import os
+import shutil
+import tempfile
 
 import jax
 import tensorflow as tf
 from jax.experimental import jax2tf
 
-from ageflax.core import atomic_files
+from ageflax.core.errors import ConfigError
 from ageflax.data import tf_images
 from ageflax.model import predict
+from ageflax.till import export_metadata, policy_file, tf_exif
+from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.till.predictor import Predictor
 
-METADATA_FILE = "ageflax_export.json"
+# Serialised for both, so the same SavedModel serves on a CPU and on a CUDA GPU.
+PLATFORMS = ("cpu", "cuda")
 
 
-def export_saved_model(predictor: Predictor, out_dir: str, flip_tta: bool = False) -> dict:
-  """Writes the SavedModel and `ageflax_export.json` (what it was exported from) to `out_dir`.
+def export_saved_model(predictor: Predictor, out_dir: str, flip_tta: bool = False,
+                       policy: IdCheckPolicy | None = None) -> dict:
+  """Writes the SavedModel and `ageflax_export.json` to `out_dir`; returns the metadata.
 
-  Returns the metadata.
+  Args:
+    predictor: the restored run.
+    out_dir: the folder to write (TF Serving: a numbered version folder).
+    flip_tta: bake flip test-time augmentation into the graph.
+    policy: the ID-check policy the metadata carries, whose legal age P(age < legal age)
+      uses; default: the fixed rule of the run's config.
   """
-  size = predictor.image_size
-  legal_age = float(predictor.config.eval.legal_age)
-  module = _serving_module(predictor, flip_tta, legal_age)
-  tf.saved_model.save(module, out_dir, signatures={
-      "serving_default": module.predict_images, "predict_images": module.predict_images,
-      "predict_image_bytes": module.predict_image_bytes})
-  metadata = {
-      "model": predictor.config.model.name, "head": predictor.config.model.head,
-      "step": predictor.step, "image_size": size, "flip_tta": flip_tta,
-      "legal_age": legal_age,
-      "outputs": ["age", *(["age_spread", "p_under_legal_age"] if predictor.has_distribution
-                           else [])],
-  }
-  atomic_files.write_text_atomically(os.path.join(out_dir, METADATA_FILE),
-                                     json.dumps(metadata, indent=2))
+  policy = policy or policy_file.fixed_policy(predictor.config.eval)
+  module = _serving_module(predictor, flip_tta, policy.legal_age)
+  parent, name = os.path.split(os.path.abspath(out_dir))
+  os.makedirs(parent, exist_ok=True)
+  # Written beside and renamed into place, so TF Serving, which watches the base folder,
+  # never loads a half-written version.
+  partial = tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)
+  try:
+    tf.saved_model.save(module, partial, signatures={
+        "serving_default": module.predict_images, "predict_images": module.predict_images,
+        "predict_image_bytes": module.predict_image_bytes})
+    metadata = export_metadata.describe(predictor, "savedmodel", flip_tta, policy)
+    export_metadata.write(partial, metadata)
+    os.chmod(partial, 0o755)
+    os.replace(partial, out_dir)
+  finally:
+    shutil.rmtree(partial, ignore_errors=True)
   return metadata
+
+
+def version_folder(base: str, version: int | None = None) -> str:
+  """BASE/N, the folder of version N of a model under TF Serving's base path `base`: `version`,
+  or the next free number. ConfigError if it exists, or if `base` holds anything else than
+  numbered version folders."""
+  if os.path.exists(base) and not os.path.isdir(base):
+    raise ConfigError(f"--output_dir={base} is a file; name the model's base folder")
+  # Hidden entries (a version being written, a file manager's) are no versions; TF Serving
+  # skips them too.
+  entries = sorted(entry for entry in (os.listdir(base) if os.path.isdir(base) else [])
+                   if not entry.startswith("."))
+  others = [entry for entry in entries
+            if not (entry.isdigit() and os.path.isdir(os.path.join(base, entry)))]
+  if others:
+    raise ConfigError(f"--output_dir={base} holds {others[0]!r}, not only numbered version "
+                      "folders (TF Serving's layout); name a new folder or a model's base folder")
+  next_free = max((int(entry) for entry in entries), default=0) + 1
+  if version is None:
+    version = next_free
+  if version < 1:
+    raise ConfigError(f"--version={version}: a version is a positive whole number")
+  folder = os.path.join(base, str(version))
+  if os.path.exists(folder):
+    raise ConfigError(f"--version={version}: {folder} exists already; choose another version "
+                      f"(the next free one is {next_free})")
+  return folder
 
 
 def _serving_module(predictor: Predictor, flip_tta: bool, legal_age: float) -> tf.Module:
@@ -62,7 +104,8 @@ def _serving_module(predictor: Predictor, flip_tta: bool, legal_age: float) -> t
   converted = jax2tf.convert(
       functools.partial(_served_outputs, treedef=treedef, graphdef=predictor.graphdef,
                         flip_tta=flip_tta, legal_age=legal_age),
-      polymorphic_shapes=[None, f"(b, {size}, {size}, 3)"], with_gradient=False)
+      polymorphic_shapes=[None, f"(b, {size}, {size}, 3)"], with_gradient=False,
+      native_serialization_platforms=PLATFORMS)
   module = tf.Module()
   module.weights = [tf.Variable(leaf, trainable=False) for leaf in leaves]
 
@@ -83,7 +126,7 @@ def _serving_module(predictor: Predictor, flip_tta: bool, legal_age: float) -> t
                        fn_output_signature=tf.TensorSpec([], tf.string))
     usable = tf.equal(status, "")
     images = tf.map_fn(
-        lambda row: tf.cond(row[1], lambda: tf_images.resize(tf_images.decode_image(row[0]), size),
+        lambda row: tf.cond(row[1], lambda: _upright_and_resized(row[0], size),
                             lambda: tf.zeros([size, size, 3], tf.uint8)),
         (image_bytes, usable), fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
     outputs = serve(tf.cast(images, tf.float32))
@@ -95,6 +138,11 @@ def _serving_module(predictor: Predictor, flip_tta: bool, legal_age: float) -> t
   module.predict_images = predict_images
   module.predict_image_bytes = predict_image_bytes
   return module
+
+
+def _upright_and_resized(encoded: tf.Tensor, size: int) -> tf.Tensor:
+  """One photo's bytes as training loads them: decoded, turned upright, resized."""
+  return tf_images.load_encoded_image(encoded, tf_exif.exif_orientation(encoded), size)
 
 
 def _byte_problem(encoded: tf.Tensor, max_pixels: float) -> tf.Tensor:

@@ -19,12 +19,14 @@ This module never imports TensorFlow.
 """
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import ml_collections
 import numpy as np
 from PIL import Image
 
-from ageflax.till.photos import Photo
+if TYPE_CHECKING:  # photos decodes with TensorFlow; the till service judges without it
+  from ageflax.till.photos import Photo
 
 _GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma
 # Coarse contrast averages blocks of 8x8 pixels of a 224-pixel input, the same share of smaller
@@ -47,7 +49,7 @@ class TrustRules:
     """The rules of a run config's `till` section."""
     return cls(**{field.name: till_config[field.name] for field in dataclasses.fields(cls)})
 
-  def distrust(self, photo: Photo, spread: float | None = None) -> str | None:
+  def distrust(self, photo: "Photo", spread: float | None = None) -> str | None:
     """Why the estimate for `photo` (whose dex spread is `spread`) is not trusted, or None."""
     if photo.size and min(photo.size) < self.min_photo_side:
       return f"photo too small to judge ({photo.size[0]}x{photo.size[1]})"
@@ -70,7 +72,7 @@ def grey_image(image: np.ndarray) -> np.ndarray:
   return np.asarray(image, np.float32) @ _GREY_WEIGHTS
 
 
-def native_scale(grey: np.ndarray, photo: Photo) -> np.ndarray:
+def native_scale(grey: np.ndarray, photo: "Photo") -> np.ndarray:
   """`grey` shrunk to the pixels the photo (or its face) really had: an upscaled picture is
   judged at the detail it carries, so upscaled noise or a thumbnail does not look smooth."""
   native = min(photo.box.width, photo.box.height) if photo.box else min(photo.size or grey.shape)

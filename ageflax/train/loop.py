@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -18,7 +19,8 @@ from ageflax.config import schema
 from ageflax.core import atomic_files, run_files, sharding
 from ageflax.core.errors import ConfigError, TrainingError
 from ageflax.core.progress import Progress
-from ageflax.data import pipeline
+from ageflax.data import jax_augment, pipeline
+from ageflax.data.augment_spec import AugmentSpec
 from ageflax.evaluate import evaluator, plots
 from ageflax.model import predict, pretrained
 from ageflax.train import checkpoints, optimizers, preemption, summaries
@@ -68,14 +70,16 @@ def train_and_evaluate(
     elif config.model.init_from:  # a wrong init_from fails before the data is read
       pretrained.read_backbone_info(config.model)
     _write_json(run_files.path(workdir, run_files.CONFIG), config.to_dict())
-    problems_path = (run_files.path(workdir, run_files.SKIPPED_ROWS) if jax.process_index() == 0
-                     else None)
-    data = pipeline.prepare(config.data, problems_path, jax.process_index(),
-                                  jax.process_count())
+    # Every host may meet a bad photo in the records it reads; `prepare` decides who writes.
+    problems_path = run_files.path(workdir, run_files.SKIPPED_ROWS)
+    data = pipeline.prepare(config.data, problems_path, jax.process_index())
     _write_json(run_files.path(workdir, run_files.DATA_SUMMARY), data.summary())
     run, state = _set_up(config, workdir, mesh, data, checkpointer)
     try:
       state, metrics = _train(run, state)
+      run.writer.hparams(summaries.hyper_parameters(config.to_dict()),
+                         [f"validation/{name.removeprefix('validation_')}" for name in metrics
+                          if name.startswith("validation_")])
     finally:
       run.checkpointer.wait()
       run.checkpointer.close()
@@ -158,6 +162,7 @@ def _train(run: _Run, state: steps_lib.TrainState):
           state, sharding.global_batch(batch, mesh, config.train.batch_size))
       if step == start_step + 1:
         progress.restart(step)  # the first call compiled the step: keep it out of images/s
+        _write_first_summaries(run, batch, start_step, rows.start)
       log_window.append(step_metrics)
       epoch_window.append(step_metrics)
       is_last = step == run.total_steps
@@ -237,16 +242,52 @@ def _validate(run: _Run, state, step: int, train_mae: float) -> dict[str, float]
                 "on %d photos (%.1fs)", epoch, train_mae, result.metrics["mae"],
                 result.metrics["rmse"], result.metrics["mean_error"], result.metrics["count"],
                 time.perf_counter() - started)
+  _write_validation_summaries(run, state, step, result)
   return {f"validation_{name}": value for name, value in metrics.items()}
 
 
 def _validation_loss(run: _Run, result: evaluator.EvalResult) -> float:
   """The training loss on the validation photos, from their predictions (for the curves)."""
+  ages, predictions = _validation_predictions(run, result)
+  losses = steps_lib.per_example_loss(predictions, ages, run.config.train.loss,
+                                      run.config.train.huber_delta)
+  return float(np.mean(losses))
+
+
+def _validation_predictions(run: _Run, result: evaluator.EvalResult
+                            ) -> tuple[np.ndarray, np.ndarray]:
+  """(true ages, predictions) of the validation photos, in the split's order."""
   indices = run.data.indices("validation")
   predictions = np.array([result.predictions[int(i)] for i in indices], np.float32)
-  losses = steps_lib.per_example_loss(predictions, run.data.store.ages[indices],
-                                      run.config.train.loss, run.config.train.huber_delta)
-  return float(np.mean(losses))
+  return run.data.store.ages[indices], predictions
+
+
+def _write_first_summaries(run: _Run, batch: dict[str, np.ndarray], start_step: int,
+                           first_row: int) -> None:
+  """The config as text, and a grid of this process's first training photos as augmented."""
+  if not run.writer.active:
+    return
+  run.writer.text("config", summaries.config_markdown(run.config.to_dict()), start_step)
+  images = batch["image"][:summaries.GRID_PHOTOS]
+  augment = AugmentSpec.from_config(run.config.data.augment)
+  if augment.on_device:  # the batch came unaugmented: draw what the train step drew
+    images = np.asarray(jax_augment.augment_batch(images, run.config.seed, start_step, augment,
+                                                  first_row))
+  run.writer.image("train/augmented_samples", summaries.sample_grid(images, batch["age"]),
+                   start_step + 1)
+
+
+def _write_validation_summaries(run: _Run, state, step: int,
+                                result: evaluator.EvalResult) -> None:
+  """Redraws WORKDIR/validation_predicted_vs_true.png; sends it and the weights to TensorBoard."""
+  if not run.writer.active:
+    return
+  ages, predictions = _validation_predictions(run, result)
+  path = run_files.path(run.workdir, run_files.VALIDATION_PREDICTED_VS_TRUE)
+  plots.plot_predicted_vs_true(ages, predictions, path, f"validation photos at step {step:,}",
+                               run.config.eval.legal_age, run.config.eval.challenge_age)
+  run.writer.image_file("validation/predicted_vs_true", path, step)
+  run.writer.histograms(step, summaries.weight_histograms(state.params))
 
 
 def _record_history(run: _Run, step: int, metrics: dict[str, float]) -> None:
@@ -255,13 +296,14 @@ def _record_history(run: _Run, step: int, metrics: dict[str, float]) -> None:
     return
   record = {"step": step, "epoch": step / run.steps_per_epoch, **metrics}
   history = summaries.append_history(run_files.path(run.workdir, run_files.HISTORY), record)
+  summaries.write_history_csv(run_files.path(run.workdir, run_files.HISTORY_CSV), history)
   plots.plot_train_curves(history, run_files.path(run.workdir, run_files.TRAIN_CURVES),
                           run.config.train.loss)
 
 
 def evaluate_split(
     split_evaluator: evaluator.Evaluator, variables, data: pipeline.PreparedData, split: str,
-    config: ml_collections.ConfigDict,
+    config: ml_collections.ConfigDict, on_progress: Callable[[int], None] | None = None,
 ) -> evaluator.EvalResult:
   """Evaluates `variables` on every photo of `split`, each counted once, on any number of hosts.
 
@@ -271,12 +313,13 @@ def evaluate_split(
     data: the prepared data.
     split: 'train', 'validation', 'test' or 'all'.
     config: the run's config (its `data` section).
+    on_progress: called after each batch with the photos evaluated so far.
   """
   batch_size = split_evaluator.global_batch_size
   rows = pipeline.HostRows(*sharding.host_rows(split_evaluator.mesh, batch_size))
   dataset = pipeline.eval_dataset(data.store, data.indices(split), batch_size, rows,
                                   config.data)
-  return split_evaluator.run(variables, pipeline.as_numpy(dataset, config.data.dir))
+  return split_evaluator.run(variables, pipeline.as_numpy(dataset, config.data.dir), on_progress)
 
 
 def _write_json(path: str, values: dict) -> None:

@@ -89,6 +89,9 @@ def test_allowed_names_are_the_ones_the_code_implements():
     (dict(data__augment__placement="gpu"),
      "--config.data.augment.placement must be one of ('host', 'device'), not 'gpu'"),
     (dict(data__augment__fill_mode="mirror"), "--config.data.augment.fill_mode must be one of"),
+    (dict(data__augment__placement="device", data__augment__jpeg_quality_min=30),
+     "--config.data.augment.jpeg_quality_min=30 is done by tf.data only: set "
+     "--config.data.augment.placement='host' or set it to 0"),
     (dict(model__name="resnet9"), "--config.model.name must be one of ('resnet18', "),
     (dict(model__head="softplus"), "--config.model.head must be one of"),
     (dict(model__input_normalization="zscore"), "--config.model.input_normalization must be"),

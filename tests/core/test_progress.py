@@ -1,6 +1,10 @@
 """The one progress reporter: its lines, rates measured since this process started, when it logs."""
 
-from ageflax.core.progress import Progress, format_duration
+import io
+import logging
+import sys
+
+from ageflax.core.progress import Progress, format_duration, log_line
 
 
 class _Clock:
@@ -57,3 +61,43 @@ def test_update_reports_every_seconds_fractions_and_at_the_end():
                     every_percent=10, clock=clock)
   reported = [done for done in range(1, 101) if tenths.update(done)]
   assert reported == list(range(10, 101, 10)) and lines[-1].startswith("100/100 (100%) | ")
+
+
+
+class _Terminal(io.StringIO):
+  """A stderr that says it is an interactive terminal."""
+
+  def isatty(self) -> bool:
+    return True
+
+
+def test_on_a_terminal_the_line_is_redrawn_beside_a_bar(monkeypatch):
+  monkeypatch.setattr(sys, "stderr", _Terminal())
+  clock, lines = _Clock(), []
+  progress = Progress(10, "{done}/{total} photos", log_fn=lines.append, clock=clock, bar=True)
+  for done in range(1, 11):
+    clock.now += 1.0
+    assert progress.update(done) is None
+  drawn = sys.stderr.getvalue()
+  assert not lines
+  assert drawn.count("\r") >= 10 and "10/10 photos | 1.0 img/s | ETA 0s |" in drawn
+  assert drawn.rstrip().endswith("|") and drawn.endswith("\n")  # the bar is left, finished
+
+
+def test_off_a_terminal_the_same_reporter_sends_lines(monkeypatch):
+  monkeypatch.setattr(sys, "stderr", io.StringIO())
+  lines = []
+  progress = Progress(10, "{done}/{total} photos", log_fn=lines.append, every_seconds=60,
+                      bar=True)
+  assert progress.update(3) is None and progress.update(10).startswith("10/10 photos | ")
+  assert len(lines) == 1 and "img/s | ETA 0s" in lines[0] and sys.stderr.getvalue() == ""
+
+
+def test_logged_lines_name_the_code_that_reports_progress(caplog):
+  caplog.set_level(logging.INFO)
+  caplog.set_level(logging.INFO, logger="absl")  # other tests in this process may lower it
+  Progress(4, "{done}/{total} photos", log_fn=log_line).update(4)
+  record = caplog.records[-1]
+  assert record.getMessage().startswith("4/4 photos | ")
+  assert (record.filename, record.funcName) == (
+      "test_progress.py", "test_logged_lines_name_the_code_that_reports_progress")

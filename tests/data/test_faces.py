@@ -5,24 +5,13 @@ import concurrent.futures
 import cv2
 import numpy as np
 import pytest
-from conftest import REAL_FACES, data_config, run_entry_point, tiny_train_args
+from conftest import REAL_FACES, data_config, found_face, run_entry_point, tiny_train_args
 from PIL import Image
 
 from ageflax.core.errors import DataError
 from ageflax.data import face_frame, faces, image_store, pipeline
 from ageflax.devtools.synthetic import portraits
 from ageflax.till import photos
-
-
-def _found_face(seed: int = 0, size: int = 128) -> np.ndarray:
-  """A synthetic face the detector finds (most are; some cartoon faces are not)."""
-  rng = np.random.default_rng(seed)
-  normaliser = faces.FaceNormaliser(64)
-  for _ in range(20):
-    face = np.asarray(portraits.draw_face(int(rng.integers(5, 80)), rng, size).convert("RGB"))
-    if normaliser.detect(face):
-      return face
-  pytest.fail("the detector found none of 20 synthetic faces")
 
 
 def _till_photo(face: np.ndarray, scale: float, angle: float, offset: tuple[int, int]):
@@ -50,7 +39,7 @@ def test_the_similarity_transform_is_recovered_exactly():
 
 def test_a_framed_face_has_its_landmarks_on_the_canonical_frame():
   normaliser = faces.FaceNormaliser(128)
-  photo = _till_photo(_found_face(), 1.6, 20.0, (90, 40))
+  photo = _till_photo(found_face(), 1.6, 20.0, (90, 40))
   face = normaliser.detect(photo)[0]
   moved = face_frame.apply(face_frame.frame_matrix(face.landmarks, 128), face.landmarks) / 128
   assert np.abs(moved - face_frame.CANONICAL_LANDMARKS).max() < 0.05
@@ -60,7 +49,7 @@ def test_a_framed_face_has_its_landmarks_on_the_canonical_frame():
 
 
 def test_till_framings_of_one_face_give_the_same_picture():
-  face = _found_face(1)
+  face = found_face(1)
   normaliser = faces.FaceNormaliser(64)
   reference = normaliser.frame_main(face).astype(np.float32)
   for scale, angle, offset in ((1.2, 0.0, (0, 0)), (1.5, -15.0, (-120, 30)), (2.5, 10.0, (60, 0))):
@@ -79,7 +68,7 @@ def test_no_face_is_none_and_a_reason_at_the_till(tmp_path):
 
 
 def test_each_face_becomes_its_own_framed_photo(tmp_path):
-  face = _found_face(2)
+  face = found_face(2)
   Image.fromarray(_till_photo(face, 1.2, 0.0, (0, 0))).save(tmp_path / "till.png")
   found = photos.load_photo(str(tmp_path / "till.png"), 48, faces.FaceNormaliser(48))
   assert found[0].face == 1 and found[0].image.shape == (48, 48, 3)
@@ -88,7 +77,7 @@ def test_each_face_becomes_its_own_framed_photo(tmp_path):
 
 
 def test_threads_frame_as_one_thread_does():
-  photos_ = [_till_photo(_found_face(seed), 1.0 + seed / 10, seed, (seed * 9, 0))
+  photos_ = [_till_photo(found_face(seed), 1.0 + seed / 10, seed, (seed * 9, 0))
              for seed in range(6)]
   normaliser = faces.FaceNormaliser(48)
   serial = [normaliser.frame_main(p) for p in photos_]
@@ -100,7 +89,7 @@ def test_threads_frame_as_one_thread_does():
 
 def test_the_template_is_measured_on_square_photos():
   normaliser = faces.FaceNormaliser(96)
-  squares = [_found_face(seed, size=160) for seed in range(3)]
+  squares = [found_face(seed, size=160) for seed in range(3)]
   measured = faces.calibrate_template(normaliser, squares)
   assert measured["with_face"] == 3 and measured["photos"] == 3
   template = np.array(measured["template"])
@@ -143,7 +132,8 @@ def test_the_pipeline_frames_each_photo_and_skips_those_without_a_face(tmp_path)
 def test_framing_needs_the_in_memory_cache(tmp_path):
   config = data_config(_framed_folder(tmp_path, 4), image_size=32, face_framing__mode="align",
                        cache="none", max_bad_fraction=0.9)
-  with pytest.raises(DataError, match="keeps the 5 framed photos in memory"):
+  with pytest.raises(DataError, match=r"keeps the 5 framed photos in memory .* data\.cache='none' "
+                     r"allows .* write framed records once with scripts/prepare_tfds\.py"):
     pipeline.prepare(config, None)
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import write_face_folder, write_labels
 from PIL import Image, ImageOps
 
-from ageflax.data import image_files, image_store, pipeline, tf_augment, tf_images
+from ageflax.data import image_files, image_store, pipeline, record_store, tf_augment, tf_images
 from ageflax.data.augment_spec import AugmentSpec
 from configs import tiny
 
@@ -205,23 +205,51 @@ def test_evaluation_counts_every_photo_once_with_a_padded_last_batch(prepared):
   assert sorted(seen) == sorted(indices.tolist())
 
 
-def test_cached_and_uncached_stores_give_the_same_pixels(tmp_path):
+def test_a_folder_streamed_from_its_files_gives_the_cached_batches_bit_for_bit(tmp_path):
   folder = write_face_folder(tmp_path / "f", 20)
   cached = pipeline.prepare(_data_config(folder, cache="memory"), None)
-  from_files = pipeline.prepare(_data_config(folder, cache="none"), None)
-  assert cached.store.cache is not None and from_files.store.cache is None
-  indices = tf.constant([3, 0, 7])
-  np.testing.assert_array_equal(cached.store.gather(indices).numpy(),
-                                from_files.store.gather(indices).numpy())
+  streamed = pipeline.prepare(_data_config(folder, cache="none"), None)
+  assert isinstance(cached.store, image_store.ImageStore)
+  assert isinstance(streamed.store, record_store.RecordStore)  # no pixels held
+  config = _data_config("unused")
+  config.augment.update(brightness=0.2, contrast=0.3)  # flip, rotate, shift, zoom and these
+  runs = [list(pipeline.as_numpy(data.train_dataset(
+      4, pipeline.HostRows(0, 4), seed=3, start_step=0, num_steps=6, config=config), "f"))
+      + list(pipeline.as_numpy(pipeline.eval_dataset(
+          data.store, data.indices("validation"), 4, pipeline.HostRows(0, 4), config), "f"))
+      for data in (cached, streamed)]
+  assert len(runs[0]) == len(runs[1]) == 6 + 2  # two epochs of 15 photos, 5 to evaluate
+  for first, second in zip(*runs, strict=True):
+    real = first.get("mask", np.ones(4)) == 1  # padding rows of evaluation count for nothing
+    for name in first:
+      np.testing.assert_array_equal(first[name][real], second[name][real])
+
+
+def test_a_streamed_photo_that_fails_to_decode_is_named_and_replaced(tmp_path):
+  folder = write_face_folder(tmp_path / "f", 20)
+  _break_huffman_table(folder / "final_files" / "00003.jpg")
+  config = _data_config(folder, cache="none", validation_fraction=0.0, max_bad_fraction=0.1)
+  streamed = pipeline.prepare(config, str(tmp_path / "s"))
+  assert streamed.problems == ()  # up front, headers only: its header is sound
+  images, ages = streamed.store.read(np.array([3]))
+  np.testing.assert_array_equal(images[0], streamed.store.read(np.array([4]))[0][0])
+  assert ages[0] == streamed.store.ages[4]
+  assert "labels.csv,5,00003.jpg,cannot decode image" in (tmp_path / "s").read_text()
+  config.verify_images = True  # decoded up front too: named before training
+  assert [p.file_name for p in pipeline.prepare(config, None).problems] == ["00003.jpg"]
+
+
+def _break_huffman_table(path) -> None:
+  """Signature, end marker and header intact, but a Huffman table counts 4080 codes."""
+  jpeg = bytearray(path.read_bytes())
+  table = jpeg.index(b"\xff\xc4")
+  jpeg[table + 5:table + 21] = b"\xff" * 16
+  path.write_bytes(bytes(jpeg))
 
 
 def test_undecodable_images_are_set_aside_by_name(tmp_path):
   folder = write_face_folder(tmp_path / "f", 30)
-  # Signature and end marker intact, but the frame header claims a zero-height image.
-  jpeg = bytearray((folder / "final_files" / "00003.jpg").read_bytes())
-  frame = jpeg.index(b"\xff\xc0")
-  jpeg[frame + 5:frame + 7] = b"\x00\x00"
-  (folder / "final_files" / "00003.jpg").write_bytes(bytes(jpeg))
+  _break_huffman_table(folder / "final_files" / "00003.jpg")
   data = pipeline.prepare(_data_config(folder, max_bad_fraction=0.1), str(tmp_path / "s"))
   assert [p.file_name for p in data.problems] == ["00003.jpg"]
   assert "cannot decode image" in data.problems[0].reason

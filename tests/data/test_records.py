@@ -2,6 +2,7 @@
 
 import pathlib
 import struct
+import zlib
 
 import pytest
 from conftest import write_face_folder, write_labels
@@ -79,8 +80,8 @@ def test_images_declaring_too_many_pixels_are_rejected_unread(face_folder):
   frame = jpeg.index(b"\xff\xc0")
   jpeg[frame + 5:frame + 9] = struct.pack(">HH", 60000, 60000)
   (face_folder / "final_files" / "huge.jpg").write_bytes(bytes(jpeg))
-  ihdr = struct.pack(">II", 100_000, 100_000) + b"\x08\x02\x00\x00\x00"
-  png = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + b"\0" * 4
+  ihdr = b"IHDR" + struct.pack(">II", 100_000, 100_000) + b"\x08\x02\x00\x00\x00"
+  png = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
          + b"\0\0\0\0IEND\xaeB`\x82")
   (face_folder / "final_files" / "huge.png").write_bytes(png)
   write_labels(face_folder, [("huge.jpg", 30), ("huge.png", 30), ("00001.jpg", 30)])

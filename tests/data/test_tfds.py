@@ -1,4 +1,6 @@
-"""The TFDS builder: records written once give the folder's examples, sharded per host."""
+"""The TFDS builder: records written once give the folder's examples, read by index per host."""
+
+import pathlib
 
 import numpy as np
 import pytest
@@ -11,10 +13,12 @@ from conftest import (
   write_face_folder,
   write_utkface_folder,
 )
+from PIL import Image
 
 from ageflax.core import run_files
 from ageflax.core.errors import DataError
 from ageflax.data import pipeline, tfds_records
+from ageflax.devtools.synthetic import portraits
 
 
 def _write(tmp_path, folder, **fields):
@@ -46,7 +50,7 @@ def test_records_give_exactly_the_folders_examples(tmp_path, layout):
     np.testing.assert_array_equal(from_folder.store.ages[folder_rows],
                                   from_records.store.ages[record_rows])
     np.testing.assert_array_equal(from_folder.store.cache.numpy()[folder_rows],
-                                  from_records.store.cache.numpy()[record_rows])
+                                  from_records.store.read(record_rows)[0])
 
 
 def test_metadata_keeps_split_settings_statistics_and_skipped_rows(tmp_path):
@@ -63,25 +67,37 @@ def test_metadata_keeps_split_settings_statistics_and_skipped_rows(tmp_path):
   assert "00002.jpg" in (tmp_path / records_dir / run_files.SKIPPED_ROWS).read_text()
 
 
-def test_each_host_reads_an_equal_disjoint_shard_of_train_and_all_of_validation(tmp_path):
+def test_each_host_reads_its_rows_of_the_folders_global_batches(tmp_path):
   folder = write_face_folder(tmp_path / "faces", 41)
+  from_folder = pipeline.prepare(data_config(folder), None)
   config = data_config(_write(tmp_path, folder), source="tfds")
-  hosts = [pipeline.prepare(config, None, index, 2) for index in range(2)]
-  whole = pipeline.prepare(config, None)
-  shards = [{h.store.file_names[i] for i in h.indices("train")} for h in hosts]
-  assert len(shards[0]) == len(shards[1]) == whole.num_examples("train") // 2
-  assert not shards[0] & shards[1]
-  assert shards[0] | shards[1] <= {whole.store.file_names[i] for i in whole.indices("train")}
-  for host in hosts:
-    assert host.host_shard and host.summary() == whole.summary()
-    assert len(host.indices("validation")) == whole.num_examples("validation")
-  rows = pipeline.HostRows(start=4, size=4)  # host 1 of a global batch of 8
-  stream = hosts[1].train_dataset(8, rows, seed=0, start_step=0, num_steps=3, config=config)
-  store_rows_seen = set()
-  for batch in pipeline.as_numpy(stream, "test"):
-    assert batch["image"].shape == (4, 32, 32, 3)
-    store_rows_seen |= {float(age) for age in batch["age"]}
-  assert store_rows_seen <= set(hosts[1].ages("train").tolist())
+  from_records = pipeline.prepare(config, None)
+  whole = list(pipeline.as_numpy(from_folder.train_dataset(
+      8, pipeline.HostRows(0, 8), seed=3, start_step=2, num_steps=6, config=config), "folder"))
+  hosts = [list(pipeline.as_numpy(from_records.train_dataset(
+      8, pipeline.HostRows(start, 4), seed=3, start_step=2, num_steps=6, config=config),
+      "records")) for start in (0, 4)]
+  assert len(whole) == len(hosts[0]) == len(hosts[1]) == 4
+  for batch, first, second in zip(whole, *hosts, strict=True):
+    for name in ("image", "age"):  # augmented alike: bit for bit
+      np.testing.assert_array_equal(batch[name], np.concatenate([first[name], second[name]]))
+
+
+def test_missing_truncated_or_older_record_files_are_named_before_training(tmp_path):
+  records_dir = pathlib.Path(_write(tmp_path, write_face_folder(tmp_path / "faces", 20)))
+  config = data_config(records_dir, source="tfds")
+  train_file = next(records_dir.glob("*-train.array_record-*"))
+  train_file.write_bytes(train_file.read_bytes()[:200])
+  with pytest.raises(DataError, match=rf"^{train_file}: truncated or damaged"):
+    pipeline.prepare(config, None)
+  train_file.unlink()
+  with pytest.raises(DataError, match=rf"^{train_file}: record file missing"):
+    pipeline.prepare(config, None)
+  info = records_dir / "metadata.json"
+  info.write_text(info.read_text().replace('"writer": 2', '"writer": 1'))
+  with pytest.raises(DataError, match=rf"^{info}: records written by another version of "
+                     r"scripts/prepare_tfds\.py \(writer 1"):
+    pipeline.prepare(config, None)
 
 
 def test_a_split_setting_other_than_the_records_is_named(tmp_path, caplog):
@@ -126,3 +142,28 @@ def test_prepare_script_then_training_from_records_matches_training_from_the_fol
 def _validation_lines(log: str) -> list[str]:
   return [line.split("validation MAE")[1].split("(")[0] for line in log.splitlines()
           if "validation MAE" in line]
+
+
+def test_records_hold_framed_photos_and_a_framing_the_config_does_not_ask_for_is_named(
+    tmp_path):
+  root = tmp_path / "faces"
+  portraits.write_synthetic_faces(root, 12, seed=0, image_size=96)
+  Image.fromarray(np.full((96, 96, 3), 90, np.uint8)).save(root / "final_files" / "wall.jpg")
+  with open(root / "labels.csv", "a") as f:
+    f.write("wall.jpg,30\n")
+  fields = {"image_size": 32, "face_framing__mode": "align", "max_bad_fraction": 0.5}
+  from_folder = pipeline.prepare(data_config(root, **fields), None)
+  records_dir = _write(tmp_path, root, **fields)
+  from_records = pipeline.prepare(data_config(records_dir, source="tfds", **fields), None)
+  assert from_records.summary() == from_folder.summary()
+  for split in ("train", "validation"):
+    folder_rows, record_rows = from_folder.indices(split), from_records.indices(split)
+    assert ([from_folder.store.file_names[i] for i in folder_rows] ==
+            [from_records.store.file_names[i] for i in record_rows])
+    np.testing.assert_array_equal(from_folder.store.cache.numpy()[folder_rows],
+                                  from_records.store.read(record_rows)[0])
+  assert any("wall.jpg" in row for row in tfds_records.load_builder(
+      records_dir).info.metadata["skipped"])
+  with pytest.raises(DataError, match=r"holds photos framed with \{'mode': 'align', .*"
+                     r"'image_size': 32\}, the config asks for \{'mode': 'none'\}"):
+    pipeline.prepare(data_config(records_dir, source="tfds", image_size=32), None)

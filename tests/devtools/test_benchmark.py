@@ -13,8 +13,9 @@ import pytest
 from conftest import error_line, run_entry_point
 
 from ageflax.core.errors import ConfigError
-from ageflax.devtools.bench import benchmarks, peers, timing
+from ageflax.devtools.bench import benchmarks, peers, report, timing
 from ageflax.model import architectures
+from configs import tiny
 
 _TINY = ["scripts/benchmark.py", "--model=_resnet_tiny", "--image_size=32", "--batch_size=8",
          "--repeats=2", "--steps=1", "--synthetic_faces=40", "--pipeline_batches=2",
@@ -130,6 +131,42 @@ def test_bad_options_are_config_errors():
     benchmarks.check_options(benchmarks.Options(peers=("mxnet",)))
   with pytest.raises(ConfigError, match="--repeats must be at least 1"):
     benchmarks.check_options(benchmarks.Options(repeats=0))
+
+
+def test_named_settings_set_model_size_and_batch_and_keep_the_rest():
+  base = tiny.get_config()
+  base.model.conv_impl = "matmul"
+  configs = benchmarks.configure_settings(base, ["study", "cpu45"])
+  assert [(c.model.name, c.data.image_size, c.train.batch_size) for c in configs.values()] == [
+      ("resnet50", 128, 32), ("resnet18", 64, 64)]
+  assert all(c.model.conv_impl == "matmul" for c in configs.values())
+  with pytest.raises(ConfigError, match=r"--settings: unknown \['laptop'\]"):
+    benchmarks.configure_settings(base, ["cpu45", "laptop"])
+
+
+def test_several_reports_are_written_by_setting(tmp_path):
+  reports = {name: report.Report({"title": name}) for name in ("study", "cpu45")}
+  report.write_reports(str(tmp_path / "r.json"), reports)
+  written = json.loads((tmp_path / "r.json").read_text())
+  assert list(written["reports"]) == ["study", "cpu45"]
+  assert written["reports"]["cpu45"]["settings"] == {"title": "cpu45"}
+
+
+def test_the_torch_peer_autocasts_to_bf16_where_ageflax_computes_in_bfloat16():
+  torch = pytest.importorskip("torch")
+  config = tiny.get_config()
+  config.model.dtype = "bfloat16"
+  batch = timing.synthetic_batch(4, 32)
+  peer = peers.TorchPeer(config, batch)
+  computed = []
+  for module in peer.model.modules():
+    if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+      module.register_forward_hook(lambda module, args, out: computed.append(out.dtype))
+  peer.run(1)
+  assert "bf16 autocast" in peer.description
+  assert computed and set(computed) == {torch.bfloat16}
+  assert torch.get_num_threads() == report.cores()
+  assert all(p.dtype == torch.float32 for p in peer.model.parameters())
 
 
 @pytest.mark.parametrize("name", sorted(peers.KERAS_APPLICATIONS))

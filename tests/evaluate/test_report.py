@@ -188,3 +188,23 @@ def test_a_step_that_is_not_there_lists_the_steps_there_are(evaluated):
 def test_help_exits_0(script):
   result = run_entry_point([script, "--help"])
   assert result.returncode == 0 and "--helpfull" in result.stdout, result.stderr[-2000:]
+
+
+def test_eval_robustness_reports_a_row_per_shift(evaluated, tmp_path):
+  workdir = evaluated[0]
+  result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", f"--output_dir={tmp_path}",
+                            "--robustness", "--shifts=dim,low_res"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads((tmp_path / "eval_metrics.json").read_text())["robustness"]
+  rows = {row["shift"]: row for row in report["rows"]}
+  assert list(rows) == ["clean", "low_res", "dim"]
+  assert rows["clean"]["photos"] == rows["dim"]["photos"] == 15
+  assert rows["clean"]["mae"] == pytest.approx(
+      json.loads((tmp_path / "eval_metrics.json").read_text())["mae"], abs=1e-4)
+  assert rows["dim"]["mae"] != rows["clean"]["mae"]  # the dimmed photos were evaluated
+  worst = max(("low_res", "dim"), key=lambda name: rows[name]["mae"])
+  assert report["worst"] == worst
+  assert rows[worst]["mae_change"] == pytest.approx(rows[worst]["mae"] - rows["clean"]["mae"])
+  assert f"worst shift: {worst}, MAE " in result.stdout
+  with open(tmp_path / "robustness.csv") as f:
+    assert [row["shift"] for row in csv.DictReader(f)] == ["clean", "low_res", "dim"]

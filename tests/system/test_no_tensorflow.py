@@ -25,3 +25,19 @@ def test_train_step_runs_without_tensorflow():
   result = run_entry_point(["-c", _BLOCK_TENSORFLOW_AND_TRAIN])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "trained without tensorflow" in result.stdout
+
+
+_BLOCK_TENSORFLOW_AND_IMPORT_THE_DEVICE_BENCHMARK = """
+import sys
+sys.modules["tensorflow"] = None  # any import of TensorFlow now raises ImportError
+from ageflax.cli import benchmark_device  # each entry point defines --config: one of them
+from ageflax.devtools.bench import device, levers
+print("device benchmark imported without tensorflow")
+"""
+
+
+def test_the_device_benchmark_and_lever_table_import_without_tensorflow():
+  # The lent GPU machines have no TensorFlow; tests/devtools/test_device_benchmark.py runs it.
+  result = run_entry_point(["-c", _BLOCK_TENSORFLOW_AND_IMPORT_THE_DEVICE_BENCHMARK])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "device benchmark imported without tensorflow" in result.stdout

@@ -2,13 +2,14 @@
 
 import signal
 
-import jax
 import numpy as np
-from conftest import run_entry_point, run_until_signalled, tiny_train_args, write_face_folder
-
-from ageflax.config import schema
-from ageflax.core import sharding
-from ageflax.train import checkpoints, steps
+from conftest import (
+  final_arrays,
+  run_entry_point,
+  run_until_signalled,
+  tiny_train_args,
+  write_face_folder,
+)
 
 _OVERRIDES = [
   "--config.train.num_epochs=12",
@@ -43,18 +44,8 @@ def test_sigterm_saves_exits_cleanly_and_the_rerun_ends_where_an_uninterrupted_r
   uninterrupted = run_entry_point(tiny_train_args(face_folder, tmp_path / "whole", *_OVERRIDES))
   # Data order and augmentation depend on (seed, step) only: the runs end identical, bit for bit.
   assert _final_validation(resumed.stderr) == _final_validation(uninterrupted.stderr)
-  for a, b in zip(_final_arrays(tmp_path / "run"), _final_arrays(tmp_path / "whole"), strict=True):
+  for a, b in zip(final_arrays(tmp_path / "run"), final_arrays(tmp_path / "whole"), strict=True):
     np.testing.assert_array_equal(a, b)
-
-
-def _final_arrays(workdir) -> list[np.ndarray]:
-  checkpointer = checkpoints.Checkpointer(workdir, read_only=True)
-  step = checkpointer.latest_step()
-  config = schema.with_current_defaults(checkpointer.restore_config(step))
-  _, abstract = steps.abstract_model_state(config, sharding.create_mesh())
-  restored = checkpointer.restore_model(step, abstract.params, abstract.batch_stats)
-  checkpointer.close()
-  return [np.asarray(leaf) for leaf in jax.tree.leaves(restored)]
 
 
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path, face_folder):

@@ -5,11 +5,20 @@ import json
 
 import pytest
 from conftest import error_line, run_entry_point, tiny_train_args, write_face_folder
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from ageflax.core.errors import ConfigError
 from ageflax.devtools.synthetic import portraits
 from ageflax.train import workdir as workdir_lib
 from configs import tiny
+
+# As a user's shell runs it: no TensorFlow log level set (the tests' environment sets one).
+_AS_A_USER_RUNS_IT = {"TF_CPP_MIN_LOG_LEVEL": None}
+# What TensorFlow's C++ runtime prints unasked: absl's pre-initialisation lines, oneDNN,
+# CPU features, CUDA plugin factories.
+_TENSORFLOW_NOISE = ("I0000", "W0000", "E0000", "oneDNN", "absl::InitializeLog",
+                     "cpu_feature_guard", "Unable to register")
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +28,7 @@ def trained(tmp_path_factory):
   portraits.write_synthetic_faces(root / "faces", 60, seed=0, image_size=40)
   data = root / "faces"
   workdir = root / "run"
-  first = run_entry_point(tiny_train_args(data, workdir))
+  first = run_entry_point(tiny_train_args(data, workdir), extra_env=_AS_A_USER_RUNS_IT)
   refused = run_entry_point(tiny_train_args(data, workdir, "--config.train.num_epochs=3"))
   resumed = run_entry_point(tiny_train_args(data, workdir, "--config.train.num_epochs=3",
                                             "--allow_config_change"))
@@ -37,6 +46,64 @@ def test_training_logs_devices_progress_and_epochs(trained):
   assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
   summary = json.loads((workdir / "data_summary.json").read_text())
   assert summary["num_train"] == 45 and summary["num_validation"] == 15
+
+
+def _noise(log: str) -> list[str]:
+  return [line for line in log.splitlines() if any(mark in line for mark in _TENSORFLOW_NOISE)]
+
+
+def test_training_prints_no_tensorflow_noise_and_names_the_modules_that_log(trained):
+  log = trained[2].stderr
+  assert _noise(log) == []
+  validation = next(line for line in log.splitlines() if "validation MAE" in line)
+  progress = next(line for line in log.splitlines() if "step 2/10" in line)
+  assert " loop.py:" in validation and " loop.py:" in progress
+  assert "summaries.py:" not in log and "progress.py:" not in log
+
+
+def _events(workdir) -> event_accumulator.EventAccumulator:
+  everything = {kind: 0 for kind in (event_accumulator.IMAGES, event_accumulator.HISTOGRAMS,
+                                     event_accumulator.TENSORS)}
+  events = event_accumulator.EventAccumulator(str(workdir / "tensorboard"), everything)
+  events.Reload()
+  return events
+
+
+def test_tensorboard_has_config_hparams_samples_figures_and_histograms(trained):
+  events = _events(trained[1])
+  assert "config/text_summary" in events.Tags()["tensors"]
+  config_text = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+  assert '"name": "_resnet_tiny"' in config_text
+  # One grid at the first step of each process: the first run's and the resumed run's.
+  assert [image.step for image in events.Images("train/augmented_samples")] == [1, 11]
+  grid = events.Images("train/augmented_samples")[0]
+  assert (grid.width, grid.height) == (8 * 32, 32 + 12)
+  assert [image.step for image in events.Images("validation/predicted_vs_true")] == [5, 10, 15]
+  histograms = events.Tags()["histograms"]
+  assert {"weights/head/kernel", "weights/stem_conv/kernel"} <= set(histograms)
+  assert [h.step for h in events.Histograms("weights/head/kernel")] == [5, 10, 15]
+  hparams = events.PluginTagToContent("hparams")
+  start = plugin_data_pb2.HParamsPluginData.FromString(
+      hparams["_hparams_/session_start_info"]).session_start_info
+  # TensorBoard keeps the first metadata of a tag: the hyper-parameters the run started with,
+  # not the resumed run's changed train.num_epochs (its TEXT tab shows both configs).
+  assert start.hparams["train.num_epochs"].number_value == 2
+  assert start.hparams["model.name"].string_value == "_resnet_tiny"
+  experiment = plugin_data_pb2.HParamsPluginData.FromString(
+      hparams["_hparams_/experiment"]).experiment
+  assert "validation/mae" in [metric.name.tag for metric in experiment.metric_infos]
+  assert "validation/mae" in events.Tags()["scalars"]  # the metric the HPARAMS tab shows
+
+
+def test_history_csv_has_the_rows_of_history_json(trained):
+  workdir = trained[1]
+  history = json.loads((workdir / "history.json").read_text())
+  with open(workdir / "history.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert [int(row["step"]) for row in rows] == [record["step"] for record in history] == [5, 10,
+                                                                                         15]
+  for row, record in zip(rows, history, strict=True):
+    assert {name: float(value) for name, value in row.items()} == pytest.approx(record)
 
 
 def test_resuming_with_a_changed_config_is_refused_unless_allowed(trained):
@@ -71,8 +138,11 @@ def test_eval_script_reports_mae_and_writes_predictions(trained, tmp_path):
   other = tmp_path / "other"
   portraits.write_synthetic_faces(other, 13, seed=7, image_size=40)
   result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", f"--data_dir={other}",
-                            "--output_dir", str(tmp_path / "out")])
+                            "--output_dir", str(tmp_path / "out")], extra_env=_AS_A_USER_RUNS_IT)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert _noise(result.stderr) == []
+  done = next(line for line in result.stderr.splitlines() if "evaluated 13/13 photos |" in line)
+  assert " evaluator.py:" in done and "img/s | ETA 0s" in done
   assert "MAE " in result.stdout and " on 13 images" in result.stdout
   assert "predict-the-median baseline" in result.stdout
   metrics = json.loads((tmp_path / "out" / "eval_metrics.json").read_text())

@@ -8,34 +8,20 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import error_line, run_entry_point, tiny_train_args, write_jpeg
+from conftest import error_line, run_entry_point, write_jpeg
 from PIL import Image
 
 from ageflax.core import age_bands
 from ageflax.core.errors import ConfigError, DataError
-from ageflax.devtools.synthetic import portraits
 from ageflax.till import photos, prediction_rows, savedmodel
 from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.till.predictor import Predictor
 
 
-def _train(root, name: str, *overrides: str):
-  workdir = root / name
-  trained = run_entry_point(tiny_train_args(root / "faces", workdir,
-                                            "--config.train.num_steps=4", *overrides))
-  assert trained.returncode == 0, trained.stderr[-3000:]
-  return workdir
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(head_runs):
   """Synthetic faces and two tiny runs on them: the affine head and the dex head."""
-  root = tmp_path_factory.mktemp("predict")
-  portraits.write_synthetic_faces(root / "faces", 40, seed=1, image_size=48)
-  return {"root": root, "faces": root / "faces" / "final_files",
-          "affine": _train(root, "affine"),
-          "dex": _train(root, "dex", "--config.model.head=dex", "--config.train.loss=dex",
-                        "--config.train.label_sigma=2")}
+  return head_runs
 
 
 def _loaded(paths, image_size=32):
@@ -232,11 +218,11 @@ def test_export_script_refuses_a_folder_in_use(runs, tmp_path):
   (tmp_path / "x" / "keep.txt").write_text("")
   result = run_entry_point(["scripts/export.py", f"--workdir={runs['affine']}",
                             f"--output_dir={tmp_path / 'x'}"])
-  assert "exists and is not an empty folder" in error_line(result)
+  assert "holds 'keep.txt', not only numbered version folders" in error_line(result)
   result = run_entry_point(["scripts/export.py", f"--workdir={runs['affine']}",
                             f"--output_dir={tmp_path / 'new'}"])
   assert result.returncode == 0, result.stderr[-3000:]
-  assert (tmp_path / "new" / "saved_model.pb").exists()
+  assert (tmp_path / "new" / "1" / "saved_model.pb").exists()  # TF Serving's version 1
   assert "predict_image_bytes (image_bytes string [N]) -> age" in result.stdout
 
 

@@ -1,5 +1,7 @@
 """The train step: learning, compiling once, losses, learning rates."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -47,6 +49,41 @@ def test_train_step_compiles_once_and_updates_batch_statistics():
   after = jax.tree.map(np.asarray, state.batch_stats)
   changed = jax.tree.map(lambda a, b: not np.allclose(a, b), before, after)
   assert all(jax.tree.leaves(changed))
+
+
+def _products(jaxpr) -> list:
+  """(input dtypes, output dtype) of every convolution and matrix product, nested ones too."""
+  found = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in ("conv_general_dilated", "dot_general"):
+      found.append((tuple(str(v.aval.dtype) for v in eqn.invars), str(eqn.outvars[0].aval.dtype)))
+    for param in eqn.params.values():
+      inner = getattr(param, "jaxpr", None)
+      if inner is not None:
+        found += _products(getattr(inner, "jaxpr", inner))
+  return found
+
+
+@pytest.mark.parametrize("conv_impl", ["xla", "matmul"])
+def test_bfloat16_steps_multiply_in_bfloat16_with_float32_parameters_and_loss(conv_impl):
+  config = tiny.get_config()
+  config.model.dtype, config.model.conv_impl = "bfloat16", conv_impl
+  mesh = sharding.create_mesh()
+  optimizer = optax.adam(1e-3)
+  graphdef, state = steps.abstract_train_state(config, optimizer, mesh, head_bias=40.0)
+  batch = {"image": jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.uint8),
+           "age": jax.ShapeDtypeStruct((4,), jnp.float32)}
+  step = functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer,
+                           loss="dex", huber_delta=1.0)
+  products = _products(jax.make_jaxpr(step)(state, batch).jaxpr)
+  float32 = [p for p in products if p != (("bfloat16", "bfloat16"), "bfloat16")]
+  # 6 convolutions x (forward, 2 gradients) but the stem's input gradient: bfloat16; the
+  # head's product and its 2 gradients: float32.
+  assert len(products) - len(float32) == 17 and len(float32) == 3, products
+  assert all(p == (("float32", "float32"), "float32") for p in float32)
+  new_state, metrics = jax.eval_shape(step, state, batch)
+  assert {leaf.dtype for leaf in jax.tree.leaves(new_state.params)} == {jnp.dtype("float32")}
+  assert metrics["loss"].dtype == jnp.float32
 
 
 def test_per_example_losses():

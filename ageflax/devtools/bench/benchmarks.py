@@ -16,10 +16,11 @@ repetitions after warm-up and reported as median and min-max:
   resolution, batch and data, timed in the same rounds as ageflax, taking turns, because a
   shared machine is noisy.
 
-This module runs the sections (`sections`) that `Options` asks for; the figures and the
-report are `report`'s, the timing `timing`'s, the peers `peers`'. TensorFlow, Keras and
-torch are imported only where they are used, so the train-step section runs where
-TensorFlow is absent; a missing peer is skipped with a note.
+`SETTINGS` names the (model, resolution, batch) of the study and of the 45-minute recipe,
+which one command can measure in turn. This module runs the sections (`sections`) that
+`Options` asks for; the figures and the report are `report`'s, the timing `timing`'s, the
+peers `peers`'. TensorFlow, Keras and torch are imported only where they are used, so the
+train-step section runs where TensorFlow is absent; a missing peer is skipped with a note.
 """
 
 import dataclasses
@@ -37,6 +38,10 @@ from ageflax.devtools.bench.peers import create_peers
 from ageflax.devtools.bench.report import PEERS, SECTIONS, Options, Report, cores
 from ageflax.devtools.bench.timing import compile_ageflax_step, synthetic_batch
 from ageflax.train import summaries
+
+# Named (model.name, data.image_size, train.batch_size) that `--settings` measures in turn:
+# the study's reference and the 45-minute CPU recipe's (configs/cpu45.py).
+SETTINGS = {"study": ("resnet50", 128, 32), "cpu45": ("resnet18", 64, 64)}
 
 
 def configure(config: ml_collections.ConfigDict, *, model: str = "", image_size: int = 0,
@@ -58,6 +63,16 @@ def configure(config: ml_collections.ConfigDict, *, model: str = "", image_size:
   return config
 
 
+def configure_settings(config: ml_collections.ConfigDict, names: list[str],
+                       data_dir: str = "") -> dict[str, ml_collections.ConfigDict]:
+  """`configure`d copies of `config`, one per name of `SETTINGS`; the rest is the config's."""
+  unknown = set(names) - set(SETTINGS)
+  if unknown:
+    raise ConfigError(f"--settings: unknown {sorted(unknown)}; choose from {tuple(SETTINGS)}")
+  return {name: configure(config, model=SETTINGS[name][0], image_size=SETTINGS[name][1],
+                          batch_size=SETTINGS[name][2], data_dir=data_dir) for name in names}
+
+
 def check_options(options: Options) -> None:
   """Raises ConfigError on an unknown section or peer, or a count that cannot work."""
   for field, known in (("sections", SECTIONS), ("peers", PEERS)):
@@ -70,13 +85,16 @@ def check_options(options: Options) -> None:
       raise ConfigError(f"--{field} must be at least 1, not {getattr(options, field)}")
 
 
-def run(config: ml_collections.ConfigDict, options: Options) -> Report:
-  """Measures the sections of `options` for `config` (see `configure`); returns the report."""
+def run(config: ml_collections.ConfigDict, options: Options, setting: str = "") -> Report:
+  """Measures the sections of `options` for `config` (see `configure`); returns the report.
+
+  `setting`, the name of one of `SETTINGS`, heads the report's title.
+  """
   check_options(options)
   config = config.copy_and_resolve_references()
   mesh = sharding.create_mesh()
   sharding.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
-  report = Report(_settings(config, options, mesh))
+  report = Report(_settings(config, options, mesh, setting))
   wanted = set(options.sections)
   with tempfile.TemporaryDirectory(prefix="ageflax-benchmark-") as scratch:
     data = None
@@ -121,12 +139,12 @@ def _plain_and_augmenting_steps(report, config, options, mesh, batch, step):
   return (other, step) if on_device else (step, other)
 
 
-def _settings(config: ml_collections.ConfigDict, options: Options, mesh) -> dict:
+def _settings(config: ml_collections.ConfigDict, options: Options, mesh, setting: str) -> dict:
   size = config.data.image_size
-  title = (f"ageflax benchmark: {config.model.name} at {size}x{size}, batch "
+  title = (f"ageflax benchmark{f' [{setting}]' if setting else ''}: {config.model.name} at {size}x{size}, batch "
            f"{config.train.batch_size}, {config.model.dtype}, conv_impl "
            f"{config.model.conv_impl}; {sharding.describe(mesh)}; {cores()} CPU cores")
-  return {"title": title, "model": config.model.name, "image_size": size,
+  return {"title": title, "setting": setting, "model": config.model.name, "image_size": size,
           "batch_size": config.train.batch_size, "dtype": config.model.dtype,
           "conv_impl": config.model.conv_impl, "devices": sharding.describe(mesh),
           "cpu_cores": cores(), **dataclasses.asdict(options), "versions": _versions()}

@@ -23,6 +23,7 @@ class Options:
   pipeline_batches: int = 20  # Batches per repetition of the input-pipeline figures.
   synthetic_faces: int = 512  # Faces written to a temp dir when no data folder is given.
   matmul_size: int = 2048  # Side of the square matrices of the peak-rate product.
+  torch_compile: bool = False  # The torch peer runs its model through torch.compile.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,16 @@ class Report:
   def write_json(self, path: str) -> None:
     with open(path, "w") as f:
       json.dump(self.to_json(), f, indent=2)
+
+
+def write_reports(path: str, reports: dict[str, Report]) -> None:
+  """Writes one report as `Report.write_json` does, several by setting under "reports"."""
+  if len(reports) == 1:
+    next(iter(reports.values())).write_json(path)
+    return
+  with open(path, "w") as f:
+    json.dump({"reports": {name: report.to_json() for name, report in reports.items()}}, f,
+              indent=2)
 
 
 def _number(value: float) -> str:

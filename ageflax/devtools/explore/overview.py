@@ -13,7 +13,6 @@ The parts: `images` (reading each photo), `stats` (the figures), `plots` and `re
 import json
 import os
 import pathlib
-import sys
 import time
 from collections.abc import Callable
 
@@ -21,7 +20,7 @@ import ml_collections
 from absl import logging
 
 from ageflax.core.errors import DataError
-from ageflax.core.progress import Progress
+from ageflax.core.progress import Progress, log_line
 from ageflax.data import label_rows, layouts
 from ageflax.devtools.explore.images import inspect_images
 from ageflax.devtools.explore.plots import plot_age_histogram, plot_samples
@@ -37,23 +36,9 @@ from ageflax.devtools.explore.stats import all_problems, summarize
 
 
 def _progress_reporter(total: int) -> Callable[[int], None]:
-  """A progress line on stderr: redrawn in place on a terminal, every 10% in a log."""
+  """A progress bar on a terminal's stderr; elsewhere a log line every 10%."""
   head = "inspecting images: {done:,}/{total:,} ({percent:.0f}%)"
-  if not sys.stderr.isatty():
-    return Progress(total, head, log_fn=logging.info, every_percent=10).update
-
-  def redraw(line: str) -> None:
-    sys.stderr.write(f"\r{line}")
-    sys.stderr.flush()
-
-  progress = Progress(total, head, log_fn=redraw, every_seconds=0.2)
-
-  def report(done: int) -> None:
-    progress.update(done)
-    if done == total:
-      sys.stderr.write("\n")
-
-  return report
+  return Progress(total, head, log_fn=log_line, every_percent=10, bar=True).update
 
 
 def explore(data_config: ml_collections.ConfigDict, out_dir: str | os.PathLike, *,

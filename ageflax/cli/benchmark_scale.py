@@ -1,0 +1,123 @@
+"""What a training run costs as the records grow: memory, start-up time and images/s.
+
+  python scripts/benchmark_scale.py --output_dir=/tmp/scale [--sizes=10000,300000]
+
+For each size N, writes N synthetic faces at --image_size as prepared records (copies of
+--distinct_faces drawn faces under new names, hard-linked), then runs `train.py` on them
+for --steps steps in a subprocess and prints its peak resident memory, the time from its
+start to its first step (imports, opening the records, compiling included) and the
+images/s of the steps after the first. With records read by index, memory and start-up
+should not grow with N.
+"""
+
+import csv
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+from absl import flags
+from ml_collections import config_flags
+
+from ageflax.cli import common
+from ageflax.cli import flags as shared_flags
+from ageflax.config import schema
+from ageflax.data import pipeline, tfds_records
+from ageflax.devtools.synthetic import portraits
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", common.experiment_file("cpu.py"), "Config the benchmark runs train with.")
+_OUTPUT_DIR = shared_flags.define_output_dir("Scratch folder: faces, records, run folders.",
+                                             required=True)
+_SIZES = flags.DEFINE_list("sizes", ["10000", "300000"], "Photos in each set of records.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Side of the faces and of training.")
+_STEPS = flags.DEFINE_integer("steps", 50, "Training steps of each run.")
+_DISTINCT = flags.DEFINE_integer("distinct_faces", 500, "Faces drawn; the rest are copies.")
+_VALIDATION_FRACTION = flags.DEFINE_float(
+    "validation_fraction", 0.01, "Share held out (the run validates once, after its last step).")
+_STEP_LINE = re.compile(r"\bstep (\d+)/\d+")
+
+
+def _faces(size: int, output_dir: pathlib.Path) -> pathlib.Path:
+  """A labels_csv folder of `size` photos: the drawn faces, hard-linked under new names."""
+  drawn = output_dir / "drawn"
+  if not (drawn / "labels.csv").exists():
+    portraits.write_synthetic_faces(drawn, _DISTINCT.value, 0, _IMAGE_SIZE.value)
+  with open(drawn / "labels.csv", newline="") as f:
+    originals = [(row["file_name"], row["real_age"]) for row in csv.DictReader(f)]
+  folder = output_dir / f"faces_{size}"
+  (folder / "final_files").mkdir(parents=True, exist_ok=True)
+  rows = []
+  for index in range(size):
+    name, age = originals[index % len(originals)]
+    copy = folder / "final_files" / f"{index:07d}.jpg"
+    if not copy.exists():
+      os.link(drawn / "final_files" / name, copy)
+    rows.append((copy.name, age))
+  with open(folder / "labels.csv", "w", newline="") as f:
+    csv.writer(f).writerows([("file_name", "real_age"), *rows])
+  return folder
+
+
+def _records(size: int, output_dir: pathlib.Path, data) -> tuple[str, float | None]:
+  """The records of `size` photos and the seconds writing them took (None: already there)."""
+  records_dir = output_dir / f"records_{size}"
+  if pipeline.holds_records(str(records_dir)):
+    return str(tfds_records.load_builder(str(records_dir)).data_dir), None
+  started = time.perf_counter()
+  folder = _faces(size, output_dir)
+  data = data.copy_and_resolve_references()
+  data.update(dir=str(folder), format="labels_csv", validation_fraction=_VALIDATION_FRACTION.value)
+  builder = tfds_records.write_records(data, str(folder), str(records_dir), "scale")
+  return str(builder.data_dir), time.perf_counter() - started
+
+
+def _train(records_dir: str, workdir: pathlib.Path) -> dict[str, float]:
+  """Runs train.py on the records; its peak RSS, seconds to the first step, images/s."""
+  config_flag = flags.FLAGS["config"]
+  overrides = {**config_flags.get_override_values(config_flag), "data.source": "tfds",
+               "data.dir": records_dir, "data.image_size": _IMAGE_SIZE.value,
+               "train.num_steps": _STEPS.value, "train.log_every_steps": 1}
+  command = [sys.executable, "train.py", f"--config={config_flags.get_config_filename(config_flag)}",
+             f"--workdir={workdir}", *(f"--config.{name}={value}" for name, value in overrides.items())]
+  started = time.perf_counter()
+  process = subprocess.Popen(command, cwd=pathlib.Path(__file__).resolve().parents[2],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  step_times, log = {}, []
+  for line in process.stderr:
+    log.append(line)
+    match = _STEP_LINE.search(line)
+    if match:
+      step_times.setdefault(int(match.group(1)), time.perf_counter() - started)
+  _, status, usage = os.wait4(process.pid, 0)
+  process.returncode = os.waitstatus_to_exitcode(status)
+  if process.returncode or 1 not in step_times or _STEPS.value not in step_times:
+    raise SystemExit(f"error: train.py failed on {records_dir}:\n{''.join(log[-20:])}")
+  batch = _CONFIG.value.train.batch_size
+  seconds = step_times[_STEPS.value] - step_times[1]
+  return {"peak_rss_mib": usage.ru_maxrss / 1024, "first_step_s": step_times[1],
+          "images_per_s": (_STEPS.value - 1) * batch / seconds}
+
+
+@common.exit_on_user_error
+def main(argv: list[str]) -> None:
+  common.refuse_arguments(argv)
+  config = _CONFIG.value
+  schema.check(config)
+  output_dir = pathlib.Path(_OUTPUT_DIR.value)
+  output_dir.mkdir(parents=True, exist_ok=True)
+  print(f"{'photos':>9} {'write s':>8} {'peak RSS MiB':>13} {'first step s':>13} {'img/s':>7}",
+        flush=True)
+  for size in (int(value) for value in _SIZES.value):
+    records_dir, write_seconds = _records(size, output_dir, config.data)
+    figures = _train(records_dir, output_dir / f"run_{size}_{time.time_ns()}")
+    written = "reused" if write_seconds is None else f"{write_seconds:.0f}"
+    print(f"{size:>9,} {written:>8} {figures['peak_rss_mib']:>13.0f} "
+          f"{figures['first_step_s']:>13.1f} {figures['images_per_s']:>7.0f}", flush=True)
+
+
+def run() -> None:
+  """The console entry point: parses the flags and runs main."""
+  common.run(main, __name__)
