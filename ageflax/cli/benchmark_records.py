@@ -21,6 +21,7 @@ from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
 from ageflax.config import schema
 from ageflax.data import pipeline, tfds_records
+from ageflax.devtools.bench import sections
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", common.experiment_file("cpu.py"),
@@ -57,19 +58,6 @@ def _time_prepare(data) -> tuple[float, int]:
   return time.perf_counter() - started, len(prepared.store)
 
 
-def _time_stream(data, config) -> float:
-  """Images/s of the training stream read by index, after its first batch."""
-  prepared = pipeline.prepare(data, problems_path=None)
-  batch = config.train.batch_size
-  rows = pipeline.HostRows(0, batch)
-  stream = pipeline.as_numpy(
-      prepared.train_dataset(batch, rows, config.seed, 0, _STREAM_STEPS.value + 1, data), "bench")
-  next(stream)
-  started = time.perf_counter()
-  count = sum(len(b["age"]) for b in stream)
-  return count / (time.perf_counter() - started)
-
-
 def _summary(values: list[float]) -> str:
   return f"{statistics.median(values):8.0f} img/s  (min {min(values):.0f}, max {max(values):.0f})"
 
@@ -87,7 +75,8 @@ def main(argv: list[str]) -> None:
     for name, (source, directory) in sources.items():  # in turns: the machine drifts
       seconds, count = _time_prepare(_data_config(config, source, directory, "memory"))
       prepare[name].append(count / seconds)
-      stream[name].append(_time_stream(_data_config(config, source, directory, "none"), config))
+      stream[name].append(sections.training_stream_rate(
+          _data_config(config, source, directory, "none"), config, _STREAM_STEPS.value))
   size = config.data.image_size
   print(f"{count:,} photos at {size}x{size}, batch {config.train.batch_size}, "
         f"{_REPEATS.value} rounds")

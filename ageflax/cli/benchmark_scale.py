@@ -7,7 +7,10 @@ For each size N, writes N synthetic faces at --image_size as prepared records (c
 for --steps steps in a subprocess and prints its peak resident memory, the time from its
 start to its first step (imports, opening the records, compiling included) and the
 images/s of the steps after the first. With records read by index, memory and start-up
-should not grow with N.
+should not grow with N. Last, the host side's ceiling: one host's training stream (read by
+index, decode, resize to --ceiling_image_size, batch; augmentation on the device, so no
+step is run) on records of --distinct_faces photos drawn at that size, in images/s and per
+core: what one node's cores can feed its accelerators.
 """
 
 import csv
@@ -25,6 +28,8 @@ from ageflax.cli import common
 from ageflax.cli import flags as shared_flags
 from ageflax.config import schema
 from ageflax.data import pipeline, tfds_records
+from ageflax.devtools.bench import sections
+from ageflax.devtools.bench.report import cores
 from ageflax.devtools.synthetic import portraits
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -37,14 +42,26 @@ _STEPS = flags.DEFINE_integer("steps", 50, "Training steps of each run.")
 _DISTINCT = flags.DEFINE_integer("distinct_faces", 500, "Faces drawn; the rest are copies.")
 _VALIDATION_FRACTION = flags.DEFINE_float(
     "validation_fraction", 0.01, "Share held out (the run validates once, after its last step).")
+_CEILING_SIZE = flags.DEFINE_integer("ceiling_image_size", 224, "Image size of the host-side "
+                                     "ceiling (0: not measured).", lower_bound=0)
+_CEILING_BATCH = flags.DEFINE_integer("ceiling_batch_size", 256, "Global batch of the ceiling.",
+                                      lower_bound=1)
+_CEILING_STEPS = flags.DEFINE_integer("ceiling_steps", 20, "Batches timed for the ceiling.",
+                                      lower_bound=1)
 _STEP_LINE = re.compile(r"\bstep (\d+)/\d+")
+
+
+def _drawn(output_dir: pathlib.Path, image_size: int) -> pathlib.Path:
+  """--distinct_faces synthetic faces drawn at `image_size`, once."""
+  drawn = output_dir / f"drawn_{image_size}"
+  if not (drawn / "labels.csv").exists():
+    portraits.write_synthetic_faces(drawn, _DISTINCT.value, 0, image_size)
+  return drawn
 
 
 def _faces(size: int, output_dir: pathlib.Path) -> pathlib.Path:
   """A labels_csv folder of `size` photos: the drawn faces, hard-linked under new names."""
-  drawn = output_dir / "drawn"
-  if not (drawn / "labels.csv").exists():
-    portraits.write_synthetic_faces(drawn, _DISTINCT.value, 0, _IMAGE_SIZE.value)
+  drawn = _drawn(output_dir, _IMAGE_SIZE.value)
   with open(drawn / "labels.csv", newline="") as f:
     originals = [(row["file_name"], row["real_age"]) for row in csv.DictReader(f)]
   folder = output_dir / f"faces_{size}"
@@ -61,13 +78,11 @@ def _faces(size: int, output_dir: pathlib.Path) -> pathlib.Path:
   return folder
 
 
-def _records(size: int, output_dir: pathlib.Path, data) -> tuple[str, float | None]:
-  """The records of `size` photos and the seconds writing them took (None: already there)."""
-  records_dir = output_dir / f"records_{size}"
+def _records(folder: pathlib.Path, records_dir: pathlib.Path, data) -> tuple[str, float | None]:
+  """The records of a photo folder and the seconds writing them took (None: already there)."""
   if pipeline.holds_records(str(records_dir)):
     return str(tfds_records.load_builder(str(records_dir)).data_dir), None
   started = time.perf_counter()
-  folder = _faces(size, output_dir)
   data = data.copy_and_resolve_references()
   data.update(dir=str(folder), format="labels_csv", validation_fraction=_VALIDATION_FRACTION.value)
   builder = tfds_records.write_records(data, str(folder), str(records_dir), "scale")
@@ -111,11 +126,28 @@ def main(argv: list[str]) -> None:
   print(f"{'photos':>9} {'write s':>8} {'peak RSS MiB':>13} {'first step s':>13} {'img/s':>7}",
         flush=True)
   for size in (int(value) for value in _SIZES.value):
-    records_dir, write_seconds = _records(size, output_dir, config.data)
+    records_dir, write_seconds = _records(_faces(size, output_dir),
+                                          output_dir / f"records_{size}", config.data)
     figures = _train(records_dir, output_dir / f"run_{size}_{time.time_ns()}")
     written = "reused" if write_seconds is None else f"{write_seconds:.0f}"
     print(f"{size:>9,} {written:>8} {figures['peak_rss_mib']:>13.0f} "
           f"{figures['first_step_s']:>13.1f} {figures['images_per_s']:>7.0f}", flush=True)
+  if _CEILING_SIZE.value:
+    _print_host_ceiling(config, output_dir)
+
+
+def _print_host_ceiling(config, output_dir: pathlib.Path) -> None:
+  """One host's training stream at --ceiling_image_size with augmentation on the device."""
+  size = _CEILING_SIZE.value
+  records_dir, _ = _records(_drawn(output_dir, size), output_dir / f"records_ceiling_{size}",
+                            config.data)
+  config = config.copy_and_resolve_references()
+  config.data.update(source="tfds", dir=records_dir, image_size=size)
+  config.data.augment.placement = "device"
+  config.train.batch_size = _CEILING_BATCH.value
+  rate = sections.training_stream_rate(config.data, config, _CEILING_STEPS.value)
+  print(f"host ceiling at {size}x{size}, batch {_CEILING_BATCH.value}, augmentation on the "
+        f"device: {rate:.0f} img/s on {cores()} cores, {rate / cores():.0f} per core", flush=True)
 
 
 def run() -> None:

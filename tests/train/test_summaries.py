@@ -11,6 +11,7 @@ from ageflax.train import summaries
 
 def test_log_lines_name_the_module_that_logs(caplog):
   caplog.set_level(logging.INFO)
+  caplog.set_level(logging.INFO, logger="absl")  # other tests in this process may lower it
   summaries.log("validated %d photos", 15)
   record = caplog.records[-1]
   assert record.getMessage() == "validated 15 photos"

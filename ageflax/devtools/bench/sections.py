@@ -215,3 +215,20 @@ def utilisation_section(report: Report, config: ml_collections.ConfigDict, optio
                  achieved, f"{fraction:.3f} of matmul", fraction=fraction,
                  flops_per_image=per_image, flops_source=source,
                  known_flops_per_image=known)
+
+
+def training_stream_rate(data: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
+                         steps: int) -> float:
+  """Images/s of one host's training stream of `data` (read, decode, augment on the host
+  unless `data.augment.placement='device'`, batch), after its first batch; no step runs."""
+  from ageflax.data import pipeline
+
+  prepared = pipeline.prepare(data, problems_path=None)
+  batch = config.train.batch_size
+  stream = pipeline.as_numpy(prepared.train_dataset(batch, pipeline.HostRows(0, batch),
+                                                    config.seed, 0, steps + 1, data), "bench")
+  next(stream)
+  started = time.perf_counter()
+  count = sum(len(b["age"]) for b in stream)
+  return count / (time.perf_counter() - started)
+
