@@ -139,5 +139,6 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:
   """A bug, not a bad upload: the traceback goes to the log, the client gets one line."""
-  del request, error
+  logging.error("internal error on %s %s", request.method, request.url.path,
+                exc_info=(type(error), error, error.__traceback__))
   return JSONResponse({"error": "internal error; see the service's log"}, status_code=500)
