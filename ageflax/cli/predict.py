@@ -118,9 +118,8 @@ def _calibrated_policy(predictor: Predictor) -> IdCheckPolicy:
   if _LEGAL_AGE.value is not None and _LEGAL_AGE.value != policy.legal_age:
     raise ConfigError(f"--legal_age={_LEGAL_AGE.value:g}: {path} was calibrated for legal age "
                       f"{policy.legal_age:g}; recalibrate, or set --challenge_age/--max_risk")
-  if _FLIP_TTA.value:
-    raise ConfigError(f"--flip_tta: {path} was calibrated without flip TTA; drop the flag, or "
-                      "set --challenge_age/--max_risk")
+  policy_file.refuse_flip_tta(_WORKDIR.value, _FLIP_TTA.value,
+                              "drop the flag, or set --challenge_age/--max_risk")
   return policy
 
 

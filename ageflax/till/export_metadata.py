@@ -12,8 +12,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from ageflax.core import atomic_files, run_files
-from ageflax.core.errors import ConfigError
+from ageflax.core import atomic_files
 from ageflax.till import policy_file
 from ageflax.till.id_policy import IdCheckPolicy
 
@@ -32,9 +31,7 @@ def export_policy(workdir: str, step: int, eval_config, flip_tta: bool) -> IdChe
   """The policy an export of checkpoint `step` carries (`policy_file.run_policy`); a
   calibrated one is refused with flip TTA baked in, as it was calibrated without."""
   policy = policy_file.run_policy(workdir, step, eval_config)
-  if flip_tta and policy_file.exists(workdir):
-    raise ConfigError(f"--flip_tta: {run_files.path(workdir, run_files.ID_POLICY)} was "
-                      "calibrated without flip TTA; export without --flip_tta")
+  policy_file.refuse_flip_tta(workdir, flip_tta, "export without --flip_tta")
   return policy
 
 

@@ -93,3 +93,11 @@ def run_policy(workdir: str, step: int, eval_config) -> IdCheckPolicy:
   WORKDIR/id_policy.json (ConfigError naming a corrupt or foreign file), else the fixed
   rule of its `eval` config section."""
   return load(workdir, step)[0] if exists(workdir) else fixed_policy(eval_config)
+
+
+def refuse_flip_tta(workdir: str, flip_tta: bool, remedy: str) -> None:
+  """A calibrated policy holds for the predictions it was calibrated on, made without flip
+  TTA: with flip TTA on, ConfigError naming the file and `remedy`."""
+  if flip_tta and exists(workdir):
+    raise ConfigError(f"--flip_tta: {run_files.path(workdir, run_files.ID_POLICY)} was "
+                      f"calibrated without flip TTA; {remedy}")
