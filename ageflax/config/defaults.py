@@ -77,7 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.name = "resnet50"  # resnet18, resnet34, resnet50, resnet101 or resnet152.
   model.head = "dex"  # 'dex': softmax over ages (won on real faces); 'relu' (the study); 'affine'.
   model.dex_max_age = 100  # The dex head's bins: one per year of age 0..dex_max_age.
-  model.input_normalization = "imagenet"  # imagenet (mean/std), caffe (BGR - mean), unit.
+  model.input_normalization = "imagenet"  # imagenet (mean/std), caffe (BGR - mean), unit, per_image.
   model.dtype = "float32"  # Compute dtype: float32, or bfloat16 on GPU/TPU.
   model.conv_impl = "xla"  # xla, matmul (patches x kernel) or auto (matmul on small maps).
   model.bn_momentum = 0.9  # BatchNorm running-average momentum.
@@ -108,6 +108,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.loss = "dex"  # dex for the dex head; l2 (mean squared error, the study's), l1, huber.
   train.label_sigma = 2.0  # dex loss: Gaussian label smoothing width in years (0: one-hot).
   train.huber_delta = 5.0  # Huber loss: quadratic within this many years.
+  train.age_balance = 0.0  # Weight each photo by its age's smoothed density ^ -this (0: off).
   train.log_every_steps = 50  # Progress line and summaries every this many steps.
 
   config.eval = ml_collections.ConfigDict()

@@ -27,6 +27,11 @@ INPUT_NORMALIZATIONS = {
     "caffe": ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0), True),
     "unit": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), False),
 }
+# Each image's channels brought to mean 0 and std 1 by their own statistics: a photo's
+# light level, contrast and colour cast (per-channel gains) no longer reach the network.
+PER_IMAGE = "per_image"
+PER_IMAGE_MIN_STD = 1.0  # pixel levels; a flat channel is not blown up into noise
+NORMALIZATION_NAMES = (*INPUT_NORMALIZATIONS, PER_IMAGE)
 HEADS = ("relu", "affine", "dex")
 # The dex head starts as a Gaussian of this width in years over its bins, centred on the
 # training mean age: it first predicts that mean, as the affine head does, where a uniform
@@ -274,8 +279,12 @@ def _log_gaussian(centre: float, sigma: float):
 
 def normalize_images(images: jax.Array, kind: str) -> jax.Array:
   """Maps [0, 255] RGB pixels to what the weights expect (float32)."""
-  mean, std, bgr = INPUT_NORMALIZATIONS[kind]
   x = images.astype(jnp.float32)
+  if kind == PER_IMAGE:
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    variance = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+    return (x - mean) / jnp.sqrt(jnp.maximum(variance, PER_IMAGE_MIN_STD**2))
+  mean, std, bgr = INPUT_NORMALIZATIONS[kind]
   if bgr:
     x = x[..., ::-1]
   return (x - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)

@@ -124,12 +124,24 @@ def _normalized_input(graph: _Graph, normalization: str, flip_tta: bool) -> str:
   if flip_tta:
     mirrored = _reversed(graph, x, axis=2)
     x = graph.op("Concat", [x, mirrored], axis=0)
-  mean, std, bgr = resnet.INPUT_NORMALIZATIONS[normalization]
-  if bgr:
-    x = _reversed(graph, x, axis=3)
-  x = graph.op("Sub", [x, graph.weight("input/mean", np.float32(mean))])
-  x = graph.op("Div", [x, graph.weight("input/std", np.float32(std))])
+  if normalization == resnet.PER_IMAGE:
+    x = _standardized_per_image(graph, x)
+  else:
+    mean, std, bgr = resnet.INPUT_NORMALIZATIONS[normalization]
+    if bgr:
+      x = _reversed(graph, x, axis=3)
+    x = graph.op("Sub", [x, graph.weight("input/mean", np.float32(mean))])
+    x = graph.op("Div", [x, graph.weight("input/std", np.float32(std))])
   return graph.op("Transpose", [x], perm=[0, 3, 1, 2])
+
+
+def _standardized_per_image(graph: _Graph, x: str) -> str:
+  """Each NHWC image's channels at mean 0 and std 1, as `resnet.normalize_images` does."""
+  centred = graph.op("Sub", [x, graph.op("ReduceMean", [x], axes=[1, 2], keepdims=1)])
+  variance = graph.op("ReduceMean", [graph.op("Mul", [centred, centred])], axes=[1, 2],
+                      keepdims=1)
+  floor = graph.weight("input/min_variance", np.float32(resnet.PER_IMAGE_MIN_STD**2))
+  return graph.op("Div", [centred, graph.op("Sqrt", [graph.op("Max", [variance, floor])])])
 
 
 def _reversed(graph: _Graph, x: str, axis: int) -> str:

@@ -23,7 +23,7 @@ from ageflax.data import jax_augment, pipeline
 from ageflax.data.augment_spec import AugmentSpec
 from ageflax.evaluate import evaluator, plots
 from ageflax.model import predict, pretrained
-from ageflax.train import checkpoints, optimizers, preemption, summaries
+from ageflax.train import age_balance, checkpoints, optimizers, preemption, summaries
 from ageflax.train import steps as steps_lib
 from ageflax.train import workdir as workdir_lib
 
@@ -118,12 +118,20 @@ def _set_up(config, workdir, mesh, data, checkpointer) -> tuple[_Run, steps_lib.
       eval_every_steps=max(1, round(config.eval.every_epochs * per_epoch)),
       schedule=schedule,
       train_step=steps_lib.jit_train_step(graphdef, optimizer, config.train, mesh,
-                                          config.data.augment, config.seed),
+                                          config.data.augment, config.seed,
+                                          _age_weights(config.train, data)),
       evaluator=evaluator.Evaluator(predict.make_predict_fn(graphdef), mesh,
                                     config.eval.batch_size),
       checkpointer=checkpointer, writer=summaries.SummaryWriter(workdir),
   )
   return run, state
+
+
+def _age_weights(train_config, data) -> np.ndarray | None:
+  """The loss's weight per whole age with `train.age_balance` on, else None."""
+  if not train_config.age_balance:
+    return None
+  return age_balance.age_weight_table(data.ages("train"), train_config.age_balance)
 
 
 def _initial_state(config, optimizer, mesh, head_bias, checkpointer):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx, struct
 
@@ -110,11 +111,14 @@ def train_step(
     augment: AugmentSpec | None = None,
     seed: int = 0,
     label_sigma: float = 0.0,
+    age_weights: jax.Array | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a global batch; returns the new state and batch metrics.
 
   `loss` is a regression loss on the predicted ages, or 'dex': the cross-entropy of the
   dex head's bins against the true ages' labels (Gaussian of width `label_sigma`, if > 0).
+  With `age_weights` (`age_balance.age_weight_table`) each photo's loss is weighted by
+  its whole age's entry (ages past the table take its last).
 
   With `augment` (the spec of `data.augment`), the uint8 images are augmented first, each
   with randomness drawn from (seed, state.step, its row in the global batch).
@@ -124,7 +128,8 @@ def train_step(
     images = jax_augment.augment_batch(images, seed, state.step, augment)
 
   loss_fn = functools.partial(_mean_loss, images=images, ages=batch["age"], graphdef=graphdef,
-                              loss=loss, huber_delta=huber_delta, label_sigma=label_sigma)
+                              loss=loss, huber_delta=huber_delta, label_sigma=label_sigma,
+                              age_weights=age_weights)
   (loss_value, (predictions, batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params, state.batch_stats)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -137,8 +142,10 @@ def train_step(
   return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
 
 
-def _mean_loss(params, batch_stats, *, images, ages, graphdef, loss, huber_delta, label_sigma):
-  """The batch's mean training loss, and (predicted ages, updated BatchNorm statistics)."""
+def _mean_loss(params, batch_stats, *, images, ages, graphdef, loss, huber_delta, label_sigma,
+               age_weights):
+  """The batch's mean (age-weighted) training loss, and (predicted ages, updated BatchNorm
+  statistics)."""
   model = nnx.merge(graphdef, params, batch_stats, copy=True)
   outputs = model.head_outputs(images, train=True)
   predictions = model.ages_from_outputs(outputs)
@@ -146,6 +153,9 @@ def _mean_loss(params, batch_stats, *, images, ages, graphdef, loss, huber_delta
     losses = dex.cross_entropy(outputs, ages, label_sigma)
   else:
     losses = per_example_loss(predictions, ages, loss, huber_delta)
+  if age_weights is not None:
+    years = jnp.clip(jnp.round(ages).astype(jnp.int32), 0, age_weights.shape[0] - 1)
+    losses = losses * age_weights[years]
   return jnp.mean(losses), (predictions, nnx.state(model, nnx.BatchStat))
 
 
@@ -156,17 +166,20 @@ def jit_train_step(
     mesh: jax.sharding.Mesh,
     augment_config: ml_collections.ConfigDict | None = None,
     seed: int = 0,
+    age_weights: np.ndarray | None = None,
 ) -> Callable:
   """`train_step` compiled for the mesh: batch sharded, state replicated and donated.
 
   The step augments its batch when `augment_config` (`data.augment`) has placement
-  'device'; `seed` is the training seed its randomness starts from.
+  'device'; `seed` is the training seed its randomness starts from; `age_weights` weight
+  the loss (see `train_step`).
   """
   augment = None if augment_config is None else AugmentSpec.from_config(augment_config)
   step = functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
                            loss=train_config.loss, huber_delta=train_config.huber_delta,
                            augment=augment if augment and augment.on_device else None, seed=seed,
-                           label_sigma=train_config.label_sigma)
+                           label_sigma=train_config.label_sigma,
+                           age_weights=None if age_weights is None else jnp.asarray(age_weights))
   replicated = sharding.replicated(mesh)
   return jax.jit(step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0)

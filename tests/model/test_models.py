@@ -88,3 +88,15 @@ def test_input_normalizations():
   caffe = resnet.normalize_images(jnp.asarray([[[[10, 20, 30]]]], jnp.uint8), "caffe")
   np.testing.assert_allclose(caffe[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68],
                              rtol=1e-6)
+
+
+def test_per_image_normalization_ignores_light_level_contrast_and_colour_cast():
+  photo = np.random.default_rng(0).uniform(40, 200, (2, 8, 8, 3)).astype(np.float32)
+  cast = photo * np.float32([0.35, 0.5, 0.3]) + np.float32([5, 0, 12])
+  standardized = resnet.normalize_images(jnp.asarray(photo), "per_image")
+  np.testing.assert_allclose(resnet.normalize_images(jnp.asarray(cast), "per_image"),
+                             standardized, atol=1e-4)
+  np.testing.assert_allclose(jnp.mean(standardized, axis=(1, 2)), 0.0, atol=1e-5)
+  np.testing.assert_allclose(jnp.std(standardized, axis=(1, 2)), 1.0, rtol=1e-4)
+  flat = resnet.normalize_images(jnp.full((1, 4, 4, 3), 90.0), "per_image")
+  np.testing.assert_array_equal(flat, 0.0)  # no noise blown up from a flat photo

@@ -108,6 +108,7 @@ def _tiny_config(**model_fields):
     ("bottleneck", "keras_v1", "caffe", "dex", 0.002),  # caffe's features are in the hundreds
     ("basic", "v1.5", "unit", "relu", 0.2),
     ("basic", "keras_v1", "imagenet", "affine", 0.2),
+    ("basic", "v1.5", "per_image", "dex", 0.2),
 ])
 def test_onnx_walks_every_block_style_normalisation_and_head(block, style, normalization,
                                                             head, head_noise):
