@@ -103,3 +103,5 @@ def test_a_corrupt_or_foreign_policy_file_stops_prediction(run, tmp_path):
   overridden = run_entry_point([*predict, "--challenge_age=25"])
   assert overridden.returncode == 0 and "set by --challenge_age/--max_risk" in overridden.stderr
   path.write_text(json.dumps(good))
+  assert (f"--flip_tta: {path} was calibrated without flip TTA; drop the flag"
+          in error_line(run_entry_point([*predict, "--flip_tta"])))
