@@ -101,10 +101,11 @@ def plot_error_by_age(bands: Sequence[dict], path: str | os.PathLike, title: str
                       label="MAE (mean absolute error)")
   signed_bars = axes.bar(positions + width / 2, np.nan_to_num(signed), width, color=_ORANGE,
                          label="mean signed error (+: estimated too old)")
-  for bars, values in ((mae_bars, mae), (signed_bars, signed)):
-    labels = ["no photos" if np.isnan(v) else f"{v:+.1f}" if bars is signed_bars else f"{v:.1f}"
-              for v in values]
-    axes.bar_label(bars, labels, padding=2, fontsize=9)
+  # An empty band is said once (on its MAE bar); the tick below also counts 0 photos.
+  axes.bar_label(mae_bars, ["no photos" if np.isnan(v) else f"{v:.1f}" for v in mae],
+                 padding=2, fontsize=9)
+  axes.bar_label(signed_bars, ["" if np.isnan(v) else f"{v:+.1f}" for v in signed],
+                 padding=2, fontsize=9)
   axes.axhline(0, color="black", linewidth=0.8)
   low = min(0.0, float(np.nanmin(signed, initial=0)))
   high = max(1.0, float(np.nanmax(mae, initial=0)), float(np.nanmax(signed, initial=0)))
@@ -116,7 +117,8 @@ def plot_error_by_age(bands: Sequence[dict], path: str | os.PathLike, title: str
   axes.set_ylabel("Error (years)", fontsize=12)
   axes.set_title(title, fontsize=13)
   axes.grid(axis="y", alpha=0.3)
-  axes.legend(loc="upper left", fontsize=10)
+  # Above the axes: inside, the legend would hide the bar labels of a tall first band.
+  figure.legend(loc="outside upper center", ncols=2, fontsize=10)
   figure.savefig(path)
 
 
