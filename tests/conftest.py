@@ -206,7 +206,7 @@ def final_arrays(workdir) -> list[np.ndarray]:
   step = checkpointer.latest_step()
   config = schema.with_current_defaults(checkpointer.restore_config(step))
   _, abstract = steps.abstract_model_state(config, sharding.create_mesh())
-  restored = checkpointer.restore_model(step, abstract.params, abstract.batch_stats)
+  restored = checkpointer.restore_model(step, abstract)
   checkpointer.close()
   return [np.asarray(leaf) for leaf in jax.tree.leaves(restored)]
 

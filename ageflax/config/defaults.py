@@ -109,6 +109,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.label_sigma = 2.0  # dex loss: Gaussian label smoothing width in years (0: one-hot).
   train.huber_delta = 5.0  # Huber loss: quadratic within this many years.
   train.age_balance = 0.0  # Weight each photo by its age's smoothed density ^ -this (0: off).
+  train.ema_decay = 0.0  # Validate, keep and export a moving average of the weights (0: off).
   train.log_every_steps = 50  # Progress line and summaries every this many steps.
 
   config.eval = ml_collections.ConfigDict()

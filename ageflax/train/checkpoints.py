@@ -58,7 +58,7 @@ class Checkpointer:
     """Starts an asynchronous save of `state` at its step (waits for the previous save)."""
     step = int(state.step)
     args = ocp.args.Composite(
-        model=ocp.args.StandardSave({"params": state.params, "batch_stats": state.batch_stats}),
+        model=ocp.args.StandardSave(_model_item(state)),
         trainer=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state}),
         config=ocp.args.JsonSave(config.to_dict()),
     )
@@ -95,8 +95,7 @@ class Checkpointer:
   def restore(self, step: int, abstract_state):
     """Restores a full `TrainState` (laid out like `abstract_state`) from `step`."""
     restored = self._manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore({"params": abstract_state.params,
-                                        "batch_stats": abstract_state.batch_stats}),
+        model=ocp.args.StandardRestore(_model_item(abstract_state)),
         trainer=ocp.args.StandardRestore({"step": abstract_state.step,
                                           "opt_state": abstract_state.opt_state}),
     ))
@@ -132,11 +131,10 @@ class Checkpointer:
       multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
     self._manager.reload()
 
-  def restore_model(self, step: int, abstract_params, abstract_batch_stats) -> dict[str, Any]:
-    """Restores only what prediction needs: {'params', 'batch_stats'}."""
+  def restore_model(self, step: int, abstract_state) -> dict[str, Any]:
+    """Restores only what prediction needs: {'params', 'batch_stats'} and any 'ema'."""
     restored = self._manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore({"params": abstract_params,
-                                        "batch_stats": abstract_batch_stats})))
+        model=ocp.args.StandardRestore(_model_item(abstract_state))))
     return restored.model
 
   def restore_config(self, step: int) -> ml_collections.ConfigDict:
@@ -146,3 +144,12 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _model_item(state) -> dict[str, Any]:
+  """The checkpoint's 'model' item: the weights, BatchNorm statistics and any moving average
+  of both (without one, the layout of runs saved before `train.ema_decay` existed)."""
+  item = {"params": state.params, "batch_stats": state.batch_stats}
+  if state.ema is not None:
+    item["ema"] = state.ema
+  return item

@@ -34,7 +34,7 @@ class RestoredRun:
 
   @property
   def variables(self) -> dict:
-    """{'params', 'batch_stats'}."""
+    """{'params', 'batch_stats'}: the moving average's when the run kept one."""
     return self.state.variables
 
 
@@ -90,8 +90,8 @@ def _restore(checkpointer: checkpoints.Checkpointer, step: int,
   config = schema.with_current_defaults(checkpointer.restore_config(step))
   schema.check(config)
   graphdef, abstract_state = steps_lib.abstract_model_state(config, mesh)
-  variables = checkpointer.restore_model(step, abstract_state.params, abstract_state.batch_stats)
-  return RestoredRun(config, step, graphdef, abstract_state.replace(**variables))
+  model = checkpointer.restore_model(step, abstract_state)
+  return RestoredRun(config, step, graphdef, abstract_state.replace(**model))
 
 
 def _listed(steps: list[int]) -> str:

@@ -35,10 +35,15 @@ class TrainState:
   params: nnx.State
   batch_stats: nnx.State
   opt_state: optax.OptState
+  # With `train.ema_decay` on: the moving average of {'params', 'batch_stats'}.
+  ema: dict[str, nnx.State] | None = None
 
   @property
   def variables(self) -> dict[str, nnx.State]:
-    """The model's {'params', 'batch_stats'}: what `ageflax.model.predict` takes."""
+    """The model's {'params', 'batch_stats'} that are validated, kept and exported (what
+    `ageflax.model.predict` takes): the moving average with `train.ema_decay` on."""
+    if self.ema is not None:
+      return self.ema
     return {"params": self.params, "batch_stats": self.batch_stats}
 
 
@@ -96,8 +101,9 @@ def _init(config, optimizer, head_bias, backbone=None) -> tuple[nnx.GraphDef, Tr
   if backbone is not None:  # pretrained weights everywhere but the head
     nnx.replace_by_pure_dict(params, backbone["params"])
     nnx.replace_by_pure_dict(batch_stats, backbone["batch_stats"])
+  ema = {"params": params, "batch_stats": batch_stats} if config.train.ema_decay else None
   return graphdef, TrainState(jnp.zeros((), jnp.int32), params, batch_stats,
-                              optimizer.init(params))
+                              optimizer.init(params), ema)
 
 
 def train_step(
@@ -112,13 +118,15 @@ def train_step(
     seed: int = 0,
     label_sigma: float = 0.0,
     age_weights: jax.Array | None = None,
+    ema_decay: float = 0.0,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a global batch; returns the new state and batch metrics.
 
   `loss` is a regression loss on the predicted ages, or 'dex': the cross-entropy of the
   dex head's bins against the true ages' labels (Gaussian of width `label_sigma`, if > 0).
   With `age_weights` (`age_balance.age_weight_table`) each photo's loss is weighted by
-  its whole age's entry (ages past the table take its last).
+  its whole age's entry (ages past the table take its last). A state with a moving average
+  (`state.ema`) moves it towards the new weights (see `moving_average`).
 
   With `augment` (the spec of `data.augment`), the uint8 images are augmented first, each
   with randomness drawn from (seed, state.step, its row in the global batch).
@@ -139,7 +147,20 @@ def train_step(
       "mae": jnp.mean(jnp.abs(predictions - batch["age"])),
       "grad_norm": optax.global_norm(grads),
   }
-  return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
+  ema = None if state.ema is None else moving_average(
+      state.ema, {"params": params, "batch_stats": batch_stats}, state.step, ema_decay)
+  return TrainState(state.step + 1, params, batch_stats, opt_state, ema), metrics
+
+
+def moving_average(average, new, step: jax.Array, decay: float):
+  """`average` moved towards `new` after train step `step` (counted from 0).
+
+  The decay ramps up as (1 + step) / (10 + step) until it reaches `decay`, as in
+  `tf.train.ExponentialMovingAverage`: a full decay from the first step would keep the
+  random initial weights in the average for thousands of steps.
+  """
+  rate = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda old, value: rate * old + (1.0 - rate) * value, average, new)
 
 
 def _mean_loss(params, batch_stats, *, images, ages, graphdef, loss, huber_delta, label_sigma,
@@ -172,14 +193,15 @@ def jit_train_step(
 
   The step augments its batch when `augment_config` (`data.augment`) has placement
   'device'; `seed` is the training seed its randomness starts from; `age_weights` weight
-  the loss (see `train_step`).
+  the loss (see `train_step`); `train.ema_decay` is the moving average's.
   """
   augment = None if augment_config is None else AugmentSpec.from_config(augment_config)
   step = functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
                            loss=train_config.loss, huber_delta=train_config.huber_delta,
                            augment=augment if augment and augment.on_device else None, seed=seed,
                            label_sigma=train_config.label_sigma,
-                           age_weights=None if age_weights is None else jnp.asarray(age_weights))
+                           age_weights=None if age_weights is None else jnp.asarray(age_weights),
+                           ema_decay=train_config.ema_decay)
   replicated = sharding.replicated(mesh)
   return jax.jit(step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0)
