@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from conftest import learnable_batch
 
 from ageflax.core import sharding
@@ -18,12 +19,27 @@ def _leaves(tree) -> list[np.ndarray]:
   return [np.asarray(leaf) for leaf in jax.tree.leaves(tree)]
 
 
+DECAY = 0.5
+
+
 def _ema_state(decay: float):
   config = tiny.get_config()
   config.train.ema_decay = decay
   optimizer = optax.sgd(0.05)
   graphdef, state = steps.create_train_state(config, optimizer, sharding.create_mesh(), 40.0)
   return config, graphdef, optimizer, state
+
+
+@pytest.fixture(scope="module")
+def trained():
+  """(config, optimizer, the states before and after each of 3 steps), one compile."""
+  config, graphdef, optimizer, state = _ema_state(DECAY)
+  step = jax.jit(functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer,
+                                   loss="l2", huber_delta=1.0, ema_decay=DECAY))
+  states = [state]
+  for seed in range(3):
+    states.append(step(states[-1], learnable_batch(sharding.create_mesh(), seed=seed))[0])
+  return config, optimizer, states
 
 
 def test_the_decay_ramps_up_from_the_first_step_to_its_setting():
@@ -34,23 +50,18 @@ def test_the_decay_ramps_up_from_the_first_step_to_its_setting():
   np.testing.assert_allclose(late["w"], 0.001, rtol=1e-3)  # the ramp has passed 0.999
 
 
-def test_each_step_moves_the_average_and_the_average_is_what_is_evaluated():
-  _, graphdef, optimizer, state = _ema_state(0.5)
+def test_each_step_moves_the_average_and_the_average_is_what_is_evaluated(trained):
+  _, _, (state, after, *_) = trained
   weights = {"params": state.params, "batch_stats": state.batch_stats}
   for a, b in zip(_leaves(state.variables), _leaves(weights), strict=True):  # starts there
     np.testing.assert_array_equal(a, b)
-  step = jax.jit(functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer,
-                                   loss="l2", huber_delta=1.0, ema_decay=0.5))
-  batch = learnable_batch(sharding.create_mesh())
-  before = jax.device_get(state.variables)
-  after, _ = step(state, batch)
-  trained = {"params": after.params, "batch_stats": after.batch_stats}
-  # Step 0's rate is min(0.5, 1 / 10): the average moves 90% of the way to the new weights.
-  expected = jax.tree.map(lambda old, new: 0.1 * old + 0.9 * new, before, trained)
+  new = {"params": after.params, "batch_stats": after.batch_stats}
+  # Step 0's rate is min(DECAY, 1 / 10): the average moves 90% of the way to the new weights.
+  expected = jax.tree.map(lambda old, value: 0.1 * old + 0.9 * value, state.variables, new)
   for a, b in zip(_leaves(after.variables), _leaves(expected), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert any(not np.allclose(a, b) for a, b in zip(_leaves(after.variables),
-                                                   _leaves(trained), strict=True))
+                                                   _leaves(new), strict=True))
 
 
 def test_without_a_decay_there_is_no_average_and_the_weights_are_evaluated():
@@ -59,12 +70,9 @@ def test_without_a_decay_there_is_no_average_and_the_weights_are_evaluated():
   assert state.variables == {"params": state.params, "batch_stats": state.batch_stats}
 
 
-def test_the_average_is_saved_resumed_and_restored_for_prediction(tmp_path):
-  config, graphdef, optimizer, state = _ema_state(0.9)
-  step = jax.jit(functools.partial(steps.train_step, graphdef=graphdef, optimizer=optimizer,
-                                   loss="l2", huber_delta=1.0, ema_decay=0.9))
-  for _ in range(3):
-    state, _ = step(state, learnable_batch(sharding.create_mesh()))
+def test_the_average_is_saved_resumed_and_restored_for_prediction(trained, tmp_path):
+  config, optimizer, states = trained
+  state = states[-1]
   saved_average, saved_weights = _leaves(state.ema), _leaves(state.params)
   checkpointer = checkpoints.Checkpointer(tmp_path)
   checkpointer.save(state, config, {checkpoints.VALIDATION_METRIC: 5.0})
@@ -77,6 +85,6 @@ def test_the_average_is_saved_resumed_and_restored_for_prediction(tmp_path):
     np.testing.assert_array_equal(a, b)
 
   run = restore.restore_run(str(tmp_path))
-  assert run.config.train.ema_decay == 0.9
+  assert run.config.train.ema_decay == DECAY
   for a, b in zip(_leaves(run.variables), saved_average, strict=True):
     np.testing.assert_array_equal(a, b)
