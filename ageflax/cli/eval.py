@@ -10,11 +10,12 @@ fixed Challenge rule with exact Clopper-Pearson intervals, and writes eval_metri
 predictions.csv, predicted_vs_true.png and error_by_age.png. Where the photos carry group
 fields (--group_columns of the labels CSV, --group_from_file_names=utkface) it reports
 each group's MAE, bias and the policies' rates too, and writes groups.csv. With
---robustness it evaluates shifted copies of the split too, as a till's camera and light
-would change them (--shifts, `ageflax.data.till_shifts`; each shift is applied to the decoded
-photo before the face normaliser, or before the resize without framing), and reports each
-as its own row (MAE, bias, and both on 13-17-year-olds) in eval_metrics.json and
-robustness.csv.
+--image_size it evaluates at another input size than the run's (a larger one can score
+better than the size trained at). With --robustness it evaluates shifted copies of the
+split too, as a till's camera and light would change them (--shifts,
+`ageflax.data.till_shifts`; each shift is applied to the decoded photo before the face
+normaliser, or before the resize without framing), and reports each as its own row (MAE,
+bias, and both on 13-17-year-olds) in eval_metrics.json and robustness.csv.
 """
 
 import functools
@@ -50,6 +51,10 @@ _BATCH_SIZE = shared_flags.define_batch_size("Global batch size; default: eval's
 _OUTPUT_DIR = shared_flags.define_output_dir("Where to write the results; default "
                                              "WORKDIR/eval/STEP.")
 _FLIP_TTA = shared_flags.define_flip_tta()
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", None, "Input side in pixels to evaluate at; default: the run's "
+    "data.image_size. The network pools globally, so it takes any size; the face "
+    "normaliser frames at this size too.", lower_bound=16)
 _LEGAL_AGE, _CHALLENGE_AGE = shared_flags.define_id_check_ages()
 _GROUP_COLUMNS, _GROUP_FROM_FILE_NAMES = shared_flags.define_group_fields()
 _ROBUSTNESS = flags.DEFINE_bool("robustness", False,
@@ -71,6 +76,8 @@ def main(argv: list[str]) -> None:
   split = _choose_split(config)
   if _BATCH_SIZE.value:
     config.eval.batch_size = _BATCH_SIZE.value
+  if _IMAGE_SIZE.value:
+    config.data.image_size = _IMAGE_SIZE.value
   _set_alcohol_ages(config)
   common.set_group_fields(config, _GROUP_COLUMNS.value, _GROUP_FROM_FILE_NAMES.value)
   sharding.check_batch_size(config.eval.batch_size, mesh, "--batch_size")

@@ -194,7 +194,8 @@ def format_report(metrics: dict) -> str:
   """The report's lines after the MAE and baseline lines: errors, bands, alcohol check."""
   lines = [f"RMSE {metrics['rmse']:.2f} | CS@{CS_YEARS} {_percent(metrics[f'cs{CS_YEARS}'])} "
            f"| mean signed error {metrics['mean_error']:+.2f} years | flip TTA "
-           f"{'on' if metrics.get('flip_tta') else 'off'}",
+           f"{'on' if metrics.get('flip_tta') else 'off'}"
+           + (f" | input {metrics['image_size']} px" if "image_size" in metrics else ""),
            "error by true age band:",
            f"  {'band':<8}{'photos':>8}{'MAE':>8}{'mean signed error':>20}"]
   for band in metrics["age_bands"]:

@@ -39,7 +39,8 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
   detailed = evaluator.detailed_metrics(ages, predictions, config.eval.legal_age,
                                         config.eval.challenge_age)
   metrics = dict(result.metrics, **detailed, step=step, split=split, data_dir=config.data.dir,
-                 flip_tta=flip_tta, face_framing=config.data.face_framing.mode,
+                 flip_tta=flip_tta, image_size=config.data.image_size,
+                 face_framing=config.data.face_framing.mode,
                  **_left_out(data))
   metrics["id_policies"] = [
       {"policy": name, **policy_calibration.realized_rates(asked, ages, config.eval.legal_age,

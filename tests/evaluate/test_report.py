@@ -12,6 +12,7 @@ from ageflax.core import age_bands
 from ageflax.devtools.synthetic import portraits
 from ageflax.evaluate import evaluator, plots
 from ageflax.train import summaries
+from configs import tiny
 
 # Hand-made photos: (true age, estimate). Nobody is 45-54, so that band is empty.
 PHOTOS = [(10, 12), (14, 26), (16.5, 20), (17.9, 25), (20, 30), (24, 19), (25, 24.9),
@@ -141,6 +142,7 @@ def test_eval_writes_the_report_and_its_plots(evaluated):
   assert "alcohol check (legal age 18; estimated under 21 is asked for ID):" in lines
   metrics = json.loads((out / "eval_metrics.json").read_text())
   assert metrics["count"] == 15 and metrics["flip_tta"] is True
+  assert metrics["image_size"] == tiny.get_config().data.image_size
   assert {"mae", "rmse", "mean_error", "cs5", "age_bands", "alcohol_check"} <= set(metrics)
   assert sum(b["count"] for b in metrics["age_bands"]) == 15
   check = metrics["alcohol_check"]
@@ -190,11 +192,13 @@ def test_help_exits_0(script):
   assert result.returncode == 0 and "--helpfull" in result.stdout, result.stderr[-2000:]
 
 
-def test_eval_robustness_reports_a_row_per_shift(evaluated, tmp_path):
+def test_eval_robustness_reports_a_row_per_shift_at_the_size_asked(evaluated, tmp_path):
   workdir = evaluated[0]
   result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", f"--output_dir={tmp_path}",
-                            "--robustness", "--shifts=dim,low_res"])
+                            "--robustness", "--shifts=dim,low_res", "--image_size=48"])
   assert result.returncode == 0, result.stderr[-3000:]
+  assert "| input 48 px" in result.stdout
+  assert json.loads((tmp_path / "eval_metrics.json").read_text())["image_size"] == 48
   report = json.loads((tmp_path / "eval_metrics.json").read_text())["robustness"]
   rows = {row["shift"]: row for row in report["rows"]}
   assert list(rows) == ["clean", "low_res", "dim"]
