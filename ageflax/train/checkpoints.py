@@ -149,7 +149,6 @@ class Checkpointer:
 def _model_item(state) -> dict[str, Any]:
   """The checkpoint's 'model' item: the weights, BatchNorm statistics and any moving average
   of both (without one, the layout of runs saved before `train.ema_decay` existed)."""
-  item = {"params": state.params, "batch_stats": state.batch_stats}
-  if state.ema is not None:
-    item["ema"] = state.ema
-  return item
+  if state.ema is None:
+    return state.weights
+  return {**state.weights, "ema": state.ema}

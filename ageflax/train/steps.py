@@ -39,12 +39,15 @@ class TrainState:
   ema: dict[str, nnx.State] | None = None
 
   @property
+  def weights(self) -> dict[str, nnx.State]:
+    """The trained {'params', 'batch_stats'}, as the optimizer left them."""
+    return {"params": self.params, "batch_stats": self.batch_stats}
+
+  @property
   def variables(self) -> dict[str, nnx.State]:
     """The model's {'params', 'batch_stats'} that are validated, kept and exported (what
     `ageflax.model.predict` takes): the moving average with `train.ema_decay` on."""
-    if self.ema is not None:
-      return self.ema
-    return {"params": self.params, "batch_stats": self.batch_stats}
+    return self.weights if self.ema is None else self.ema
 
 
 def per_example_loss(predictions: jax.Array, ages: jax.Array, loss: str, huber_delta: float):
@@ -101,9 +104,8 @@ def _init(config, optimizer, head_bias, backbone=None) -> tuple[nnx.GraphDef, Tr
   if backbone is not None:  # pretrained weights everywhere but the head
     nnx.replace_by_pure_dict(params, backbone["params"])
     nnx.replace_by_pure_dict(batch_stats, backbone["batch_stats"])
-  ema = {"params": params, "batch_stats": batch_stats} if config.train.ema_decay else None
-  return graphdef, TrainState(jnp.zeros((), jnp.int32), params, batch_stats,
-                              optimizer.init(params), ema)
+  state = TrainState(jnp.zeros((), jnp.int32), params, batch_stats, optimizer.init(params))
+  return graphdef, state.replace(ema=state.weights) if config.train.ema_decay else state
 
 
 def train_step(
@@ -147,9 +149,11 @@ def train_step(
       "mae": jnp.mean(jnp.abs(predictions - batch["age"])),
       "grad_norm": optax.global_norm(grads),
   }
-  ema = None if state.ema is None else moving_average(
-      state.ema, {"params": params, "batch_stats": batch_stats}, state.step, ema_decay)
-  return TrainState(state.step + 1, params, batch_stats, opt_state, ema), metrics
+  trained = TrainState(state.step + 1, params, batch_stats, opt_state)
+  if state.ema is None:
+    return trained, metrics
+  ema = moving_average(state.ema, trained.weights, state.step, ema_decay)
+  return trained.replace(ema=ema), metrics
 
 
 def moving_average(average, new, step: jax.Array, decay: float):

@@ -52,10 +52,9 @@ def test_the_decay_ramps_up_from_the_first_step_to_its_setting():
 
 def test_each_step_moves_the_average_and_the_average_is_what_is_evaluated(trained):
   _, _, (state, after, *_) = trained
-  weights = {"params": state.params, "batch_stats": state.batch_stats}
-  for a, b in zip(_leaves(state.variables), _leaves(weights), strict=True):  # starts there
+  for a, b in zip(_leaves(state.variables), _leaves(state.weights), strict=True):  # starts there
     np.testing.assert_array_equal(a, b)
-  new = {"params": after.params, "batch_stats": after.batch_stats}
+  new = after.weights
   # Step 0's rate is min(DECAY, 1 / 10): the average moves 90% of the way to the new weights.
   expected = jax.tree.map(lambda old, value: 0.1 * old + 0.9 * value, state.variables, new)
   for a, b in zip(_leaves(after.variables), _leaves(expected), strict=True):
@@ -67,7 +66,8 @@ def test_each_step_moves_the_average_and_the_average_is_what_is_evaluated(traine
 def test_without_a_decay_there_is_no_average_and_the_weights_are_evaluated():
   _, _, _, state = _ema_state(0.0)
   assert state.ema is None
-  assert state.variables == {"params": state.params, "batch_stats": state.batch_stats}
+  assert state.variables == state.weights == {"params": state.params,
+                                              "batch_stats": state.batch_stats}
 
 
 def test_the_average_is_saved_resumed_and_restored_for_prediction(trained, tmp_path):
