@@ -17,5 +17,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.head = "dex"
   config.train.loss = "dex"
   config.train.label_sigma = 2.0
+  # Won the lever table (README, "Accuracy levers"): the same test MAE, smaller biases past 45,
+  # and light, contrast and colour cast no longer move the estimate.
+  config.model.input_normalization = "per_image"
   config.train.num_epochs = 12.0
   return config

@@ -3,6 +3,7 @@
 import csv
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,13 @@ REAL_FACES = REPO.parent / "shared" / "data" / "faces"
 # The entry points the tests start compile the same tiny steps again and again; JAX's
 # persistent cache (keyed by program, flags and devices) lets later runs skip that.
 JAX_CACHE = pathlib.Path(tempfile.gettempdir()) / f"ageflax-tests-jax-cache-{os.getuid()}"
+
+
+def free_port() -> int:
+  """A loopback port free now, for a server or a job's coordinator."""
+  with socket.socket() as probe:
+    probe.bind(("127.0.0.1", 0))
+    return probe.getsockname()[1]
 
 
 def subprocess_env(devices: int) -> dict[str, str]:

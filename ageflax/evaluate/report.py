@@ -57,6 +57,15 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
   if jax.process_index() != 0:
     return
   _print_tables(metrics, protected_ages)
+  written = _write_outputs(output_dir, metrics, data, indices, predictions, config)
+  print(f"wrote {output_dir}/: {', '.join(written)}")
+
+
+def _write_outputs(output_dir: str, metrics: dict, data: pipeline.PreparedData,
+                   indices: np.ndarray, predictions: np.ndarray,
+                   config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """Writes the metrics, skipped rows, predictions, plots and tables; returns their names."""
+  ages = data.store.ages[indices]
   os.makedirs(output_dir, exist_ok=True)
   atomic_files.write_text_atomically(os.path.join(output_dir, run_files.EVAL_METRICS),
                                      json.dumps(metrics, indent=2))
@@ -68,10 +77,10 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
   if metrics["groups"]:
     groups.write_csv(metrics["groups"], os.path.join(output_dir, run_files.GROUPS))
     written += (run_files.GROUPS,)
-  if robustness_report is not None:
-    robustness.write_csv(robustness_report, os.path.join(output_dir, run_files.ROBUSTNESS))
+  if "robustness" in metrics:
+    robustness.write_csv(metrics["robustness"], os.path.join(output_dir, run_files.ROBUSTNESS))
     written += (run_files.ROBUSTNESS,)
-  print(f"wrote {output_dir}/: {', '.join(written)}")
+  return written
 
 
 def _group_breakdown(data: pipeline.PreparedData, indices: np.ndarray, ages: np.ndarray,

@@ -212,3 +212,10 @@ def test_eval_robustness_reports_a_row_per_shift_at_the_size_asked(evaluated, tm
   assert f"worst shift: {worst}, MAE " in result.stdout
   with open(tmp_path / "robustness.csv") as f:
     assert [row["shift"] for row in csv.DictReader(f)] == ["clean", "low_res", "dim"]
+
+
+def test_an_input_size_below_16_pixels_is_refused_in_one_line(evaluated):
+  workdir = evaluated[0]
+  line = error_line(run_entry_point(["scripts/eval.py", f"--workdir={workdir}",
+                                     "--image_size=4"]))
+  assert "flag --image_size=4" in line and ">= 16" in line, line

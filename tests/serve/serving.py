@@ -3,7 +3,6 @@
 import contextlib
 import json
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import time
 import httpx
 import numpy as np
 import onnx
-from conftest import REPO, subprocess_env
+from conftest import REPO, free_port, subprocess_env
 from onnx import TensorProto, helper, numpy_helper
 
 # The stand-in model's age is a line of the mean pixel value, so its answers are known.
@@ -61,12 +60,6 @@ def write_stand_in_export(folder: pathlib.Path, image_size: int = 32, mode: str 
       "id_policy": policy, "onnx_file": "model.onnx"}
   (folder / "ageflax_export.json").write_text(json.dumps(metadata, indent=2))
   return folder
-
-
-def free_port() -> int:
-  with socket.socket() as probe:
-    probe.bind(("127.0.0.1", 0))
-    return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

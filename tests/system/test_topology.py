@@ -1,7 +1,6 @@
 """Records give one stream on any number of hosts: a run resumed on another topology ends
 where an uninterrupted one does, and evaluation shared by two hosts counts every photo once."""
 
-import socket
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ from conftest import (
   REPO,
   data_config,
   final_arrays,
+  free_port,
   subprocess_env,
   tiny_train_args,
   write_face_folder,
@@ -31,15 +31,9 @@ def records(tmp_path_factory) -> str:
                                     "test").data_dir
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
 def _run(args: list[str], processes: int) -> list[str]:
   """Runs `python ARGS` as `processes` gloo processes of one job on 2 CPU devices in all."""
-  job = [f"--coordinator_address=localhost:{_free_port()}", f"--num_processes={processes}"]
+  job = [f"--coordinator_address=localhost:{free_port()}", f"--num_processes={processes}"]
   started = [subprocess.Popen(
       [sys.executable, *args, *([*job, f"--process_id={index}"] if processes > 1 else [])],
       cwd=REPO, env=subprocess_env(2 // processes), text=True, stdout=subprocess.PIPE,
