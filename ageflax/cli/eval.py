@@ -10,11 +10,12 @@ fixed Challenge rule with exact Clopper-Pearson intervals, and writes eval_metri
 predictions.csv, predicted_vs_true.png and error_by_age.png. Where the photos carry group
 fields (--group_columns of the labels CSV, --group_from_file_names=utkface) it reports
 each group's MAE, bias and the policies' rates too, and writes groups.csv. With
---image_size it evaluates at another input size than the run's. With --robustness it evaluates shifted copies of the
-split too, as a till's camera and light would change them (--shifts,
-`ageflax.data.till_shifts`; each shift is applied to the decoded photo before the face
-normaliser, or before the resize without framing), and reports each as its own row (MAE,
-bias, and both on 13-17-year-olds) in eval_metrics.json and robustness.csv.
+--image_size it evaluates at another input size than the run's. With --robustness it
+evaluates shifted copies of the split too, as a till's camera and light would change
+them (--shifts, `ageflax.data.till_shifts`; each shift is applied to the decoded photo
+before the face normaliser, or before the resize without framing), and reports each as
+its own row (MAE, bias, and both on 13-17-year-olds) in eval_metrics.json and
+robustness.csv.
 """
 
 import functools

@@ -57,15 +57,14 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
   if jax.process_index() != 0:
     return
   _print_tables(metrics, protected_ages)
-  written = _write_outputs(output_dir, metrics, data, indices, predictions, config)
+  written = _write_outputs(output_dir, metrics, data, indices, ages, predictions, config)
   print(f"wrote {output_dir}/: {', '.join(written)}")
 
 
 def _write_outputs(output_dir: str, metrics: dict, data: pipeline.PreparedData,
-                   indices: np.ndarray, predictions: np.ndarray,
+                   indices: np.ndarray, ages: np.ndarray, predictions: np.ndarray,
                    config: ml_collections.ConfigDict) -> tuple[str, ...]:
   """Writes the metrics, skipped rows, predictions, plots and tables; returns their names."""
-  ages = data.store.ages[indices]
   os.makedirs(output_dir, exist_ok=True)
   atomic_files.write_text_atomically(os.path.join(output_dir, run_files.EVAL_METRICS),
                                      json.dumps(metrics, indent=2))
