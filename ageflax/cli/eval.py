@@ -10,7 +10,8 @@ fixed Challenge rule with exact Clopper-Pearson intervals, and writes eval_metri
 predictions.csv, predicted_vs_true.png and error_by_age.png. Where the photos carry group
 fields (--group_columns of the labels CSV, --group_from_file_names=utkface) it reports
 each group's MAE, bias and the policies' rates too, and writes groups.csv. With
---image_size it evaluates at another input size than the run's. With --robustness it
+--image_size it evaluates at another input size than the run's, with --dex_readout it
+reads a dex head's estimate another way than the run's. With --robustness it
 evaluates shifted copies of the split too, as a till's camera and light would change
 them (--shifts, `ageflax.data.till_shifts`; each shift is applied to the decoded photo
 before the face normaliser, or before the resize without framing), and reports each as
@@ -33,7 +34,7 @@ from ageflax.core.progress import Progress, log_line
 from ageflax.data import layouts, pipeline, till_shifts
 from ageflax.evaluate import evaluator, report, robustness
 from ageflax.evaluate import policy_calibration as calibration
-from ageflax.model import predict
+from ageflax.model import dex, predict
 from ageflax.till import policy_file
 from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.train import loop, restore
@@ -55,6 +56,9 @@ _IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", None, "Input side in pixels to evaluate at; default: the run's "
     "data.image_size. The network pools globally, so it takes any size; the face "
     "normaliser frames at this size too.", lower_bound=16)
+_DEX_READOUT = flags.DEFINE_enum("dex_readout", None, list(dex.READOUTS),
+                                 "How a dex-head run's estimate is read from its distribution: "
+                                 "'mean' or 'median'; default: the run's model.dex_readout.")
 _LEGAL_AGE, _CHALLENGE_AGE = shared_flags.define_id_check_ages()
 _GROUP_COLUMNS, _GROUP_FROM_FILE_NAMES = shared_flags.define_group_fields()
 _ROBUSTNESS = flags.DEFINE_bool("robustness", False,
@@ -71,7 +75,7 @@ def main(argv: list[str]) -> None:
   shifts = till_shifts.parse_names(_SHIFTS.value) if _ROBUSTNESS.value else ()
   common.initialize_distributed_from_flags()
   mesh = sharding.create_mesh()
-  run = restore.restore_run(_WORKDIR.value, _STEP.value, mesh)
+  run = restore.restore_run(_WORKDIR.value, _STEP.value, mesh, _DEX_READOUT.value)
   config = run.config
   split = _choose_split(config)
   if _BATCH_SIZE.value:

@@ -77,6 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.name = "resnet50"  # resnet18, resnet34, resnet50, resnet101 or resnet152.
   model.head = "dex"  # 'dex': softmax over ages (won on real faces); 'relu' (the study); 'affine'.
   model.dex_max_age = 100  # The dex head's bins: one per year of age 0..dex_max_age.
+  model.dex_readout = "mean"  # The dex head's estimate: its distribution's mean or median.
   model.input_normalization = "imagenet"  # imagenet (mean/std), caffe (BGR - mean), unit, per_image.
   model.dtype = "float32"  # Compute dtype: float32, or bfloat16 on GPU/TPU.
   model.conv_impl = "xla"  # xla, matmul (patches x kernel) or auto (matmul on small maps).

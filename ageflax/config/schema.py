@@ -19,7 +19,7 @@ import ml_collections
 from ageflax.config import defaults
 from ageflax.core.errors import ConfigError
 from ageflax.data import augment_spec, layouts
-from ageflax.model import architectures, resnet
+from ageflax.model import architectures, dex, resnet
 
 # What `train/steps.py` implements: l2, l1 and huber on the predicted age (any head but dex);
 # dex, the cross-entropy over the dex head's age bins.
@@ -151,6 +151,7 @@ FIELDS: dict[str, OneOf | Number | Kind] = {
     "model.name": OneOf(tuple(architectures.ARCHITECTURES)),
     "model.head": OneOf(resnet.HEADS),
     "model.dex_max_age": Number(1, 1000, whole=True),
+    "model.dex_readout": OneOf(dex.READOUTS),
     "model.input_normalization": OneOf(resnet.NORMALIZATION_NAMES),
     "model.dtype": OneOf(("float32", "bfloat16")),
     "model.conv_impl": OneOf(resnet.CONV_IMPLS),

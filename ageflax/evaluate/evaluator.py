@@ -195,7 +195,8 @@ def format_report(metrics: dict) -> str:
   lines = [f"RMSE {metrics['rmse']:.2f} | CS@{CS_YEARS} {_percent(metrics[f'cs{CS_YEARS}'])} "
            f"| mean signed error {metrics['mean_error']:+.2f} years | flip TTA "
            f"{'on' if metrics.get('flip_tta') else 'off'}"
-           + (f" | input {metrics['image_size']} px" if "image_size" in metrics else ""),
+           + (f" | input {metrics['image_size']} px" if "image_size" in metrics else "")
+           + (f" | dex {metrics['dex_readout']}" if "dex_readout" in metrics else ""),
            "error by true age band:",
            f"  {'band':<8}{'photos':>8}{'MAE':>8}{'mean signed error':>20}"]
   for band in metrics["age_bands"]:

@@ -40,6 +40,8 @@ def report(result: evaluator.EvalResult, data: pipeline.PreparedData, split: str
                                         config.eval.challenge_age)
   metrics = dict(result.metrics, **detailed, step=step, split=split, data_dir=config.data.dir,
                  flip_tta=flip_tta, image_size=config.data.image_size,
+                 **({"dex_readout": config.model.dex_readout} if config.model.head == "dex"
+                    else {}),
                  face_framing=config.data.face_framing.mode,
                  **_left_out(data))
   metrics["id_policies"] = [

@@ -2,13 +2,14 @@
 
 `predict_outputs` is what every consumer runs: training validation and `scripts/eval.py`
 (through `ageflax.evaluate.evaluator`), the predictor at the till and the SavedModel export.
-Flip test-time augmentation is a variant of it (`with_flip_tta`, `make_predict_fn`), and `served_outputs`
-turns the dex head's distribution into the spread and P(age < t) a till needs, so every
-consumer computes the same numbers. This module never imports TensorFlow.
+Flip test-time augmentation averages over mirror images (`mirror_mean`), and
+`served_outputs` turns the dex head's distribution into the spread and P(age < t) a till
+needs, so every consumer computes the same numbers. This module never imports TensorFlow.
 """
 
 import functools
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 from flax import nnx
@@ -19,39 +20,40 @@ from ageflax.model import dex
 PredictFn = Callable[[Mapping, jax.Array], dict[str, jax.Array]]
 
 
-def predict_outputs(variables: Mapping, images: jax.Array, *,
-                    graphdef: nnx.GraphDef) -> dict[str, jax.Array]:
+def predict_outputs(variables: Mapping, images: jax.Array, *, graphdef: nnx.GraphDef,
+                    flip_tta: bool = False) -> dict[str, jax.Array]:
   """{'age': [B]} for uint8/float RGB images [B, S, S, 3] in [0, 255], in inference mode.
 
-  For the dex head also 'distribution' [B, bins], P(age = k) for k = 0..model.dex_max_age.
+  For the dex head also 'distribution' [B, bins], P(age = k) for k = 0..model.dex_max_age,
+  and the age is read from it (model.dex_readout).
 
   Args:
     variables: the model's {'params': ..., 'batch_stats': ...}.
     images: the pictures, already resized to the run's image size.
     graphdef: the model's static graph definition.
+    flip_tta: average over each image and its mirror image: the dex head's distributions
+      before the age is read from them, the other heads' ages.
   """
   model = nnx.merge(graphdef, variables["params"], variables["batch_stats"])
+
+  def over_images(fn: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    return mirror_mean(fn, images) if flip_tta else fn(images)
+
   if model.head_kind == "dex":
-    distribution = model.age_distribution(images)
-    return {"age": dex.expected_age(distribution), "distribution": distribution}
-  return {"age": model(images)}
+    distribution = over_images(model.age_distribution)
+    return {"age": model.age_from_distribution(distribution), "distribution": distribution}
+  return {"age": over_images(model)}
 
 
-def with_flip_tta(predict_fn: PredictFn) -> PredictFn:
-  """`predict_fn` as the mean of every output over each image and its mirror image."""
-
-  def predict(variables: Mapping, images: jax.Array) -> dict[str, jax.Array]:
-    plain = predict_fn(variables, images)
-    mirrored = predict_fn(variables, images[:, :, ::-1, :])
-    return jax.tree.map(lambda a, b: (a + b) / 2, plain, mirrored)
-
-  return predict
+def mirror_mean(fn: Callable[[jax.Array], Any], images: jax.Array) -> Any:
+  """The mean of `fn`'s outputs (arrays or a tree of them) over `images` [B, S, S, 3] and
+  their mirror images."""
+  return jax.tree.map(lambda a, b: (a + b) / 2, fn(images), fn(images[:, :, ::-1, :]))
 
 
 def make_predict_fn(graphdef: nnx.GraphDef, flip_tta: bool = False) -> PredictFn:
   """`predict_outputs` of one model, with flip test-time augmentation when `flip_tta`."""
-  plain = functools.partial(predict_outputs, graphdef=graphdef)
-  return with_flip_tta(plain) if flip_tta else plain
+  return functools.partial(predict_outputs, graphdef=graphdef, flip_tta=flip_tta)
 
 
 def served_outputs(outputs: Mapping[str, jax.Array], legal_age: float) -> dict[str, jax.Array]:

@@ -204,11 +204,13 @@ class ResNetRegressor(nnx.Module):
       zero_init_residual: bool = True,
       block_style: str = "v1.5",
       dex_max_age: int = 100,
+      dex_readout: str = "mean",
   ):
     keras_v1 = block_style == "keras_v1"
     layers = _Layers(jnp.dtype(dtype), conv_impl, bn_momentum, bn_epsilon, zero_init_residual,
                      conv_bias=keras_v1, stride_on_reduce=keras_v1)
     self.head_kind = head
+    self.dex_readout = dex_readout
     self.input_normalization = input_normalization
     self.dtype = jnp.dtype(dtype)
     self.pool_size = architecture.pool_size
@@ -248,7 +250,7 @@ class ResNetRegressor(nnx.Module):
   def ages_from_outputs(self, outputs: jax.Array) -> jax.Array:
     """Predicted ages, float32 [B], from `head_outputs`."""
     if self.head_kind == "dex":
-      return dex.expected_age(jax.nn.softmax(outputs, axis=-1))
+      return self.age_from_distribution(jax.nn.softmax(outputs, axis=-1))
     ages = outputs[:, 0]
     return nnx.relu(ages) if self.head_kind == "relu" else ages
 
@@ -265,6 +267,10 @@ class ResNetRegressor(nnx.Module):
     if self.head_kind != "dex":
       raise ConfigError(f"an age distribution needs model.head='dex', not {self.head_kind!r}")
     return jax.nn.softmax(self.head_outputs(images, train), axis=-1)
+
+  def age_from_distribution(self, distribution: jax.Array) -> jax.Array:
+    """The dex head's estimate, float32 [B], from `age_distribution` (model.dex_readout)."""
+    return dex.point_estimate(distribution, self.dex_readout)
 
 
 def _log_gaussian(centre: float, sigma: float):
@@ -305,6 +311,7 @@ def create_model(model_config, *, head_bias: float, seed: int) -> ResNetRegresso
       zero_init_residual=model_config.zero_init_residual,
       block_style=model_config.block_style,
       dex_max_age=model_config.dex_max_age,
+      dex_readout=model_config.dex_readout,
   )
 
 

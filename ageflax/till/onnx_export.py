@@ -10,9 +10,10 @@ float32 whatever `model.dtype` the run trained with.
 
 Input `images`: float32 RGB [N, S, S, 3] in [0, 255] (NHWC, as the JAX predictor takes), N
 free. Outputs `age` [N] and, for the dex head, `age_spread` [N] and `p_under_legal_age` [N]
-as `ageflax.model.dex` computes them (P(age < legal age) is the mass of the bins whose age
-is below it). With flip TTA every output is the mean over each image and its mirror image,
-as `ageflax.model.predict.with_flip_tta` computes it.
+as `ageflax.model.dex` computes them (the age is the distribution's mean or median, as
+`model.dex_readout` says; P(age < legal age) is the mass of the bins whose age is below
+it). With flip TTA the dex head's distribution (the other heads' age) is the mean over
+each image and its mirror image, as `ageflax.model.predict.predict_outputs` computes it.
 
 jax2onnx is not used: its wheel pins orbax-checkpoint<0.11.37 and training needs 0.12.8.
 This module imports neither JAX's TensorFlow bridge nor TensorFlow.
@@ -26,7 +27,7 @@ from flax import nnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ageflax.core import atomic_files
-from ageflax.model import resnet
+from ageflax.model import dex, resnet
 from ageflax.till import export_metadata, policy_file
 from ageflax.till.id_policy import IdCheckPolicy
 from ageflax.till.predictor import Predictor
@@ -98,8 +99,7 @@ def build_model(predictor: Predictor, legal_age: float, flip_tta: bool = False
   features = graph.op("Flatten", [graph.op("GlobalAveragePool", [x])])
   logits = graph.op("Gemm", [features, graph.weight("head/kernel", model.head.kernel[...]),
                              graph.weight("head/bias", model.head.bias[...])])
-  names = _head(graph, logits, model.head_kind, model.head.kernel[...].shape[-1], legal_age,
-                flip_tta)
+  names = _head(graph, logits, model, legal_age, flip_tta)
   return _checked_model(graph, predictor.image_size, names)
 
 
@@ -182,28 +182,33 @@ def _block(graph: _Graph, x: str, block: nnx.Module, name: str) -> str:
   return graph.op("Relu", [graph.op("Add", [y, shortcut])])
 
 
-def _head(graph: _Graph, logits: str, head_kind: str, num_outputs: int, legal_age: float,
+def _head(graph: _Graph, logits: str, model: resnet.ResNetRegressor, legal_age: float,
           flip_tta: bool) -> list[str]:
   """The graph's outputs from the head's outputs [B, K]; returns their names."""
-  if head_kind != "dex":
+  if model.head_kind != "dex":
     ages = graph.op("Reshape", [logits, graph.weight("shape/flat", np.array([-1], np.int64))])
-    if head_kind == "relu":
+    if model.head_kind == "relu":
       ages = graph.op("Relu", [ages])
     graph.output("Identity", [_mirror_mean(graph, ages, flip_tta, [2, -1])], "age")
     return ["age"]
+  num_bins = model.head.kernel[...].shape[-1]
   probabilities = graph.op("Softmax", [logits], axis=-1)
-  probabilities = _mirror_mean(graph, probabilities, flip_tta, [2, -1, num_outputs])
-  return _dex_outputs(graph, probabilities, num_outputs, legal_age)
+  probabilities = _mirror_mean(graph, probabilities, flip_tta, [2, -1, num_bins])
+  return _dex_outputs(graph, probabilities, num_bins, model.dex_readout, legal_age)
 
 
-def _dex_outputs(graph: _Graph, probabilities: str, num_bins: int, legal_age: float
-                 ) -> list[str]:
-  """`dex.expected_age`, `dex.age_spread` and `dex.probability_under(legal_age)`."""
+def _dex_outputs(graph: _Graph, probabilities: str, num_bins: int, readout: str,
+                 legal_age: float) -> list[str]:
+  """`dex.point_estimate(readout)`, `dex.age_spread` and `dex.probability_under(legal_age)`."""
   bin_ages = np.arange(num_bins, dtype=np.float32)
-  age = graph.output("MatMul", [probabilities, graph.weight("dex/bin_ages", bin_ages)], "age")
+  mean = graph.op("MatMul", [probabilities, graph.weight("dex/bin_ages", bin_ages)])
   column = graph.weight("dex/axis1", np.array([1], np.int64))
-  deviations = graph.op("Sub", [graph.weight("dex/bin_ages_row", bin_ages[None]),
-                                graph.op("Unsqueeze", [age, column])])
+  bin_ages_row = graph.weight("dex/bin_ages_row", bin_ages[None])
+  if readout == "median":
+    graph.output("Identity", [_median(graph, probabilities, bin_ages_row, column)], "age")
+  else:
+    graph.output("Identity", [mean], "age")
+  deviations = graph.op("Sub", [bin_ages_row, graph.op("Unsqueeze", [mean, column])])
   weighted = graph.op("Mul", [probabilities, graph.op("Mul", [deviations, deviations])])
   variance = graph.op("ReduceSum", [weighted, column], keepdims=0)
   # Rounding can make a point mass's variance negative, as in `dex.age_spread`.
@@ -213,6 +218,24 @@ def _dex_outputs(graph: _Graph, probabilities: str, num_bins: int, legal_age: fl
   graph.output("MatMul", [probabilities, graph.weight("dex/below_legal_age", below)],
                "p_under_legal_age")
   return ["age", "age_spread", "p_under_legal_age"]
+
+
+def _median(graph: _Graph, probabilities: str, bin_ages_row: str, column: str) -> str:
+  """`dex.median_age` of the distributions [B, K]: [B]."""
+  below = graph.op("Sub", [graph.op("CumSum", [probabilities, graph.weight(
+      "dex/axis1_scalar", np.array(1, np.int64))]), probabilities])
+  half = graph.weight("dex/half", np.float32(0.5))
+  under_half = graph.op("Cast", [graph.op("Less", [below, half])], to=TensorProto.FLOAT)
+  median_bin = graph.op("Sub", [graph.op("ReduceSum", [under_half, column], keepdims=1),
+                                graph.weight("dex/one", np.float32(1))])
+  in_bin = graph.op("Cast", [graph.op("Equal", [bin_ages_row, median_bin])],
+                    to=TensorProto.FLOAT)
+  mass = graph.op("ReduceSum", [graph.op("Mul", [probabilities, in_bin]), column], keepdims=0)
+  before = graph.op("ReduceSum", [graph.op("Mul", [below, in_bin]), column], keepdims=0)
+  fraction = graph.op("Div", [graph.op("Sub", [half, before]), graph.op(
+      "Max", [mass, graph.weight("dex/tiny", np.float32(dex.TINY))])])
+  start = graph.op("Sub", [graph.op("Squeeze", [median_bin, column]), half])
+  return graph.op("Add", [start, fraction])
 
 
 def _mirror_mean(graph: _Graph, x: str, flip_tta: bool, halves_shape: list[int]) -> str:

@@ -39,13 +39,16 @@ class RestoredRun:
 
 
 def restore_run(workdir: str, step: int | None = None,
-                mesh: jax.sharding.Mesh | None = None) -> RestoredRun:
+                mesh: jax.sharding.Mesh | None = None,
+                dex_readout: str | None = None) -> RestoredRun:
   """Restores checkpoint `step` of the train.py run in `workdir` (default: its best).
 
   Args:
     workdir: the run directory.
     step: the checkpoint to restore; None: the best, or the newest readable after it.
     mesh: lays the parameters out, replicated (default: all local devices).
+    dex_readout: read the dex head's estimate this way ('mean' or 'median') instead of
+      as the run's `model.dex_readout` says; it changes no weight.
 
   Raises:
     CheckpointError: no checkpoint, no `step` (the message lists the steps there are),
@@ -57,7 +60,7 @@ def restore_run(workdir: str, step: int | None = None,
   try:
     for candidate in _candidates(checkpointer, step):
       try:
-        return _restore(checkpointer, candidate, mesh)
+        return _restore(checkpointer, candidate, mesh, dex_readout)
       except ConfigError:
         raise  # the run's config is at fault, not this checkpoint: no other one would do
       except Exception as e:  # Orbax and TensorStore raise many types for damaged files
@@ -85,9 +88,11 @@ def _candidates(checkpointer: checkpoints.Checkpointer, step: int | None) -> lis
   return [best] + [s for s in reversed(saved) if s != best]
 
 
-def _restore(checkpointer: checkpoints.Checkpointer, step: int,
-             mesh: jax.sharding.Mesh) -> RestoredRun:
+def _restore(checkpointer: checkpoints.Checkpointer, step: int, mesh: jax.sharding.Mesh,
+             dex_readout: str | None) -> RestoredRun:
   config = schema.with_current_defaults(checkpointer.restore_config(step))
+  if dex_readout is not None:
+    config.model.dex_readout = dex_readout
   schema.check(config)
   graphdef, abstract_state = steps_lib.abstract_model_state(config, mesh)
   model = checkpointer.restore_model(step, abstract_state)

@@ -1,5 +1,7 @@
 """The one evaluator: masked error sums over padded batches, around a predict function."""
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -49,7 +51,9 @@ def test_flip_tta_averages_the_estimates_of_the_photo_and_its_mirror_image():
               "mask": np.array([1, 1, 0, 0], np.float32), "index": np.array([4, 5, -1, -1])}]
   mesh = sharding.create_mesh()
   plain = evaluator.Evaluator(_fake_predict, mesh, 4).run(1.0, batches)
-  flipped = evaluator.Evaluator(predict.with_flip_tta(_fake_predict), mesh, 4).run(1.0, batches)
+  flipped = evaluator.Evaluator(
+      lambda variables, images: predict.mirror_mean(
+          functools.partial(_fake_predict, variables), images), mesh, 4).run(1.0, batches)
   assert [plain.predictions[i] for i in range(6)] == pytest.approx(left)
   averaged = (left + right) / 2
   assert [flipped.predictions[i] for i in range(6)] == pytest.approx(averaged)

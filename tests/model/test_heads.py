@@ -13,7 +13,7 @@ from flax import nnx
 
 from ageflax.core import sharding
 from ageflax.core.errors import ConfigError
-from ageflax.model import dex, resnet
+from ageflax.model import dex, predict, resnet
 from ageflax.train import optimizers, steps
 from configs import tiny
 
@@ -27,7 +27,8 @@ def _model_config(**overrides):
 
 
 def test_dex_head_predicts_the_expected_age_of_its_distribution():
-  model = resnet.create_model(_model_config(head="dex", dex_max_age=100), head_bias=33.0, seed=0)
+  model = resnet.create_model(_model_config(head="dex", dex_max_age=100, dex_readout="mean"),
+                              head_bias=33.0, seed=0)
   probabilities = model.age_distribution(IMAGES)
   assert probabilities.shape == (4, 101) and probabilities.dtype == jnp.float32
   np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
@@ -78,6 +79,36 @@ def test_spread_and_probability_under_a_threshold():
   np.testing.assert_allclose(dex.probability_under(probabilities, 25), [1, 1, 0.5])
   np.testing.assert_allclose(dex.probability_under(probabilities, 0), [0, 0, 0])
   np.testing.assert_allclose(dex.probability_under(probabilities, 101), [1, 1, 1])
+
+
+def test_the_median_readout_is_the_middle_of_the_mass_and_ignores_a_long_tail():
+  probabilities = np.zeros((4, 101), np.float32)
+  probabilities[0, 20] = 1.0  # surely 20: its mass spans 19.5-20.5
+  probabilities[1, [16, 17, 18, 19]] = 0.25  # symmetric: the median is the mean
+  probabilities[2, [15, 60]] = 0.6, 0.4  # a teen, with a long tail toward 60
+  probabilities[3] = dex.label_distribution(jnp.array([42.0]), 101, 3.0)
+  medians = [20, 17.5, 14.5 + 0.5 / 0.6, 42]
+  np.testing.assert_allclose(dex.median_age(probabilities), medians, atol=1e-4)
+  np.testing.assert_allclose(dex.expected_age(probabilities)[2], 33.0, rtol=1e-6)
+  np.testing.assert_allclose(dex.point_estimate(probabilities, "median"), medians, atol=1e-4)
+  np.testing.assert_allclose(dex.point_estimate(probabilities, "mean"),
+                             dex.expected_age(probabilities))
+
+
+def test_a_median_readout_model_reads_the_flip_averaged_distribution():
+  model = resnet.create_model(_model_config(head="dex", dex_readout="median"), head_bias=33.0,
+                              seed=0)
+  model.head.kernel[...] = jax.random.normal(jax.random.key(0), model.head.kernel.shape)
+  distribution = model.age_distribution(IMAGES)
+  ages = model(IMAGES)
+  np.testing.assert_allclose(ages, dex.median_age(distribution), rtol=1e-6)
+  assert np.abs(ages - dex.expected_age(distribution)).max() > 1.0  # skewed, not symmetric
+  graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+  outputs = predict.make_predict_fn(graphdef, flip_tta=True)(
+      {"params": params, "batch_stats": stats}, IMAGES)
+  averaged = (distribution + model.age_distribution(IMAGES[:, :, ::-1])) / 2
+  np.testing.assert_allclose(outputs["distribution"], averaged, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(outputs["age"], dex.median_age(averaged), rtol=1e-5)
 
 
 @pytest.mark.parametrize("label_sigma", [0.0, 3.0])
@@ -180,8 +211,6 @@ def test_frozen_backbone_is_untouched_for_its_steps_then_trains():
   assert _largest_moves(after_two, state.params)["backbone"] > 0.0
 
 
-
-
 def test_dex_run_end_to_end_and_its_evaluation(tmp_path):
   faces = write_face_folder(tmp_path / "faces", 60)
   workdir, out = tmp_path / "run", tmp_path / "eval"
@@ -201,3 +230,10 @@ def test_dex_run_end_to_end_and_its_evaluation(tmp_path):
   with open(out / "predictions.csv") as f:
     predictions = [float(row["predicted_age"]) for row in csv.DictReader(f)]
   assert len(predictions) == 15 and all(0 <= p <= 100 for p in predictions)
+  # The run's readout (the configs' median), or another asked for at evaluation.
+  assert metrics["dex_readout"] == "median" and "| dex median" in result.stdout
+  mean = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", f"--output_dir={out}",
+                          "--dex_readout=mean"])
+  assert mean.returncode == 0, mean.stderr[-3000:]
+  assert json.loads((out / "eval_metrics.json").read_text())["dex_readout"] == "mean"
+  assert "| dex mean" in mean.stdout

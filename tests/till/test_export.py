@@ -81,7 +81,8 @@ def _random_predictor(architecture, head: str, head_noise: float = 0.2,
   config = _tiny_config(head=head, **model_fields)
   model = resnet.ResNetRegressor(architecture, rngs=nnx.Rngs(0), head=head,
                                  input_normalization=config.model.input_normalization,
-                                 block_style=config.model.block_style, dex_max_age=100)
+                                 block_style=config.model.block_style, dex_max_age=100,
+                                 dex_readout=config.model.dex_readout)
   graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
   keys = iter(jax.random.split(jax.random.key(1), 1000))
 
@@ -104,17 +105,20 @@ def _tiny_config(**model_fields):
                                           for name, value in model_fields.items()})
 
 
-@pytest.mark.parametrize("block, style, normalization, head, head_noise", [
-    ("bottleneck", "keras_v1", "caffe", "dex", 0.002),  # caffe's features are in the hundreds
-    ("basic", "v1.5", "unit", "relu", 0.2),
-    ("basic", "keras_v1", "imagenet", "affine", 0.2),
-    ("basic", "v1.5", "per_image", "dex", 0.2),
+@pytest.mark.parametrize("block, style, normalization, head, head_noise, readout", [
+    # caffe's features are in the hundreds
+    ("bottleneck", "keras_v1", "caffe", "dex", 0.002, "mean"),
+    ("basic", "v1.5", "unit", "relu", 0.2, "mean"),
+    ("basic", "keras_v1", "imagenet", "affine", 0.2, "mean"),
+    ("basic", "v1.5", "per_image", "dex", 0.2, "mean"),
+    ("basic", "v1.5", "per_image", "dex", 0.02, "median"),  # soft, so medians differ
 ])
-def test_onnx_walks_every_block_style_normalisation_and_head(block, style, normalization,
-                                                            head, head_noise):
+def test_onnx_walks_every_block_style_normalisation_head_and_readout(block, style,
+                                                                     normalization, head,
+                                                                     head_noise, readout):
   architecture = architectures.Architecture(block, (1, 1), width=8)
   predictor = _random_predictor(architecture, head, head_noise, block_style=style,
-                                input_normalization=normalization)
+                                input_normalization=normalization, dex_readout=readout)
   images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3)).astype(np.uint8)
   for flip_tta in (False, True):
     predictions = predictor.predict(images, flip_tta)
