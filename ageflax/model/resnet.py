@@ -7,7 +7,7 @@ The model takes uint8-range RGB images [B, H, W, 3] and normalises them itself, 
 the right normalisation is a property of the weights. Parameters are float32; the
 compute dtype is configurable (bfloat16 on GPU); the age output is always float32.
 The head regresses the age (Dense(1), 'relu' or 'affine'), or ('dex') is a softmax over
-one bin per year whose expected value is the age (see `ageflax.dex`).
+one bin per year whose mean or median (`dex_readout`) is the age (see `ageflax.model.dex`).
 This module never imports TensorFlow.
 """
 
