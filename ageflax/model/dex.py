@@ -2,11 +2,11 @@
 
 The head is a softmax over one bin per year of age, 0..max age (bin k is age k); its
 expected value (DEX, Rothe et al. 2015) or its median is the estimate (`point_estimate`),
-its standard deviation a per-photo spread. Training targets put the true age's mass on its bin, split linearly
-between the two nearest bins for a fractional age, or with `sigma` > 0 spread as a
-Gaussian of that width over the bins (label-distribution learning). Pure `jax.numpy`
-functions over the last axis, shared by the model, the train step and prediction
-scripts; this module never imports TensorFlow.
+its standard deviation a per-photo spread. Training targets put the true age's mass on
+its bin, split linearly between the two nearest bins for a fractional age, or with
+`sigma` > 0 spread as a Gaussian of that width over the bins (label-distribution
+learning). Pure `jax.numpy` functions over the last axis, shared by the model, the train
+step and prediction scripts; this module never imports TensorFlow.
 """
 
 import jax

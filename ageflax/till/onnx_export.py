@@ -204,10 +204,8 @@ def _dex_outputs(graph: _Graph, probabilities: str, num_bins: int, readout: str,
   mean = graph.op("MatMul", [probabilities, graph.weight("dex/bin_ages", bin_ages)])
   column = graph.weight("dex/axis1", np.array([1], np.int64))
   bin_ages_row = graph.weight("dex/bin_ages_row", bin_ages[None])
-  if readout == "median":
-    graph.output("Identity", [_median(graph, probabilities, bin_ages_row, column)], "age")
-  else:
-    graph.output("Identity", [mean], "age")
+  age = _median(graph, probabilities, bin_ages_row, column) if readout == "median" else mean
+  graph.output("Identity", [age], "age")
   deviations = graph.op("Sub", [bin_ages_row, graph.op("Unsqueeze", [mean, column])])
   weighted = graph.op("Mul", [probabilities, graph.op("Mul", [deviations, deviations])])
   variance = graph.op("ReduceSum", [weighted, column], keepdims=0)
