@@ -74,7 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
   augment.placement = "host"  # Where: 'host' (tf.data) or 'device' (JAX, in the train step).
 
   config.model = model = ml_collections.ConfigDict()
-  model.name = "resnet50"  # resnet18, resnet34, resnet50, resnet101 or resnet152.
+  model.name = "resnet50"  # resnet18|34|50|101|152, or resnet18_small_input (no max pool).
   model.head = "dex"  # 'dex': softmax over ages (won on real faces); 'relu' (the study); 'affine'.
   model.dex_max_age = 100  # The dex head's bins: one per year of age 0..dex_max_age.
   model.dex_readout = "mean"  # The dex head's estimate: its distribution's mean or median.

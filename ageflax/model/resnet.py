@@ -236,9 +236,10 @@ class ResNetRegressor(nnx.Module):
     """Globally pooled float32 backbone features [B, num_features]."""
     x = normalize_images(images, self.input_normalization).astype(self.dtype)
     x = nnx.relu(self.stem_norm(self.stem_conv(x), use_running_average=not train))
-    # -inf padding as torch's; equal to Keras' zero padding, as x >= 0 after the relu.
-    pad = (self.pool_size - 1) // 2
-    x = nnx.max_pool(x, (self.pool_size,) * 2, strides=(2, 2), padding=((pad, pad),) * 2)
+    if self.pool_size:
+      # -inf padding as torch's; equal to Keras' zero padding, as x >= 0 after the relu.
+      pad = (self.pool_size - 1) // 2
+      x = nnx.max_pool(x, (self.pool_size,) * 2, strides=(2, 2), padding=((pad, pad),) * 2)
     for block in self.blocks:
       x = block(x, train)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))

@@ -1,10 +1,11 @@
 """`ageflax_export.json`: what an exported model is and the rules a till applies around it.
 
 One description for both export formats (SavedModel and ONNX), so a till service that reads
-only this file and the model needs neither JAX nor TensorFlow: the model, head, checkpoint,
-image size and outputs; the face framing the run trained with; the `till` section's limits
-for not trusting an estimate; and the ID-check policy (the run's calibrated one, from
-WORKDIR/id_policy.json, else the fixed rule of its config), with where it comes from.
+only this file and the model needs neither JAX nor TensorFlow: the model, head (a dex
+head's readout: its distribution's mean or median), checkpoint, image size and outputs; the
+face framing the run trained with; the `till` section's limits for not trusting an
+estimate; and the ID-check policy (the run's calibrated one, from WORKDIR/id_policy.json,
+else the fixed rule of its config), with where it comes from.
 This module imports neither TensorFlow nor JAX: the service reads its FILE and FORMAT.
 """
 
@@ -43,6 +44,7 @@ def describe(predictor: "Predictor", kind: str, flip_tta: bool, policy: IdCheckP
   framing = config.data.face_framing
   return {
       "format": FORMAT, "kind": kind, "model": config.model.name, "head": config.model.head,
+      "dex_readout": config.model.dex_readout if predictor.has_distribution else None,
       "step": int(predictor.step), "image_size": int(predictor.image_size),
       "flip_tta": bool(flip_tta),
       "outputs": ["age", *(["age_spread", "p_under_legal_age"] if predictor.has_distribution

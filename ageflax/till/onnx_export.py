@@ -91,9 +91,10 @@ def build_model(predictor: Predictor, legal_age: float, flip_tta: bool = False
   graph = _Graph()
   x = _normalized_input(graph, model.input_normalization, flip_tta)
   x = _conv_norm(graph, x, model.stem_conv, model.stem_norm, "stem", relu=True)
-  pad = (model.pool_size - 1) // 2
-  x = graph.op("MaxPool", [x], kernel_shape=[model.pool_size] * 2, strides=[2, 2],
-               pads=[pad] * 4)
+  if model.pool_size:
+    pad = (model.pool_size - 1) // 2
+    x = graph.op("MaxPool", [x], kernel_shape=[model.pool_size] * 2, strides=[2, 2],
+                 pads=[pad] * 4)
   for index, block in enumerate(model.blocks):
     x = _block(graph, x, block, f"block{index}")
   features = graph.op("Flatten", [graph.op("GlobalAveragePool", [x])])

@@ -97,6 +97,8 @@ def test_allowed_names_are_the_ones_the_code_implements():
     (dict(model__input_normalization="zscore"), "--config.model.input_normalization must be"),
     (dict(model__conv_impl="fft"), "--config.model.conv_impl must be one of"),
     (dict(model__block_style="v2"), "--config.model.block_style must be one of"),
+    (dict(model__dex_readout="mode"),
+     "--config.model.dex_readout must be one of ('mean', 'median'), not 'mode'"),
     (dict(model__head="dex", train__loss="dex", model__dex_max_age=0),
      "--config.model.dex_max_age must be a whole number in [1, 1000], not 0"),
     (dict(optim__name="sgd"), "--config.optim.name must be one of ('adam', 'adamw')"),

@@ -17,6 +17,15 @@ def test_the_known_resnet_count_matches_the_published_one():
       8.0e9, rel=0.01)
 
 
+def test_the_small_input_resnet18_costs_about_what_resnet18_does_on_finer_maps():
+  small_input, plain = architectures.get("resnet18_small_input"), architectures.get("resnet18")
+  assert small_input.pool_size == 0 and small_input.num_features == plain.num_features // 2
+  # Half the channels on maps of twice the side: the blocks cost the same; the stem half.
+  ratio = (architectures.train_flops_per_image("resnet18_small_input", 64)
+           / architectures.train_flops_per_image("resnet18", 64))
+  assert 0.9 < ratio < 1.0
+
+
 def test_blocks_stride_and_project_at_each_new_stage():
   blocks = list(architectures.get("resnet50").blocks())
   assert len(blocks) == 16

@@ -34,7 +34,8 @@ def test_resnet50_has_the_reference_parameter_count():
 
 
 @pytest.mark.parametrize("name, features", [("resnet18", 512), ("resnet34", 512),
-                                            ("resnet101", 2048), ("resnet152", 2048)])
+                                            ("resnet101", 2048), ("resnet152", 2048),
+                                            ("resnet18_small_input", 256)])
 def test_the_family_builds(name, features):
   abstract = nnx.eval_shape(
       lambda: resnet.create_model(_model_config(name=name), head_bias=0.0, seed=0))

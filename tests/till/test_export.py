@@ -28,8 +28,9 @@ from ageflax.till.predictor import Predictor
 # float32 ONNX Runtime against float32 XLA: measured within 1e-5 years, 3e-6 of spread and
 # 1e-7 of probability on these models; the bounds leave room for other CPUs' kernels.
 AGE_TOLERANCE, SPREAD_TOLERANCE, PROBABILITY_TOLERANCE = 1e-4, 1e-4, 1e-6
-METADATA_KEYS = ["format", "kind", "model", "head", "step", "image_size", "flip_tta", "outputs",
-                 "legal_age", "challenge_age", "face_framing", "till", "id_policy"]
+METADATA_KEYS = ["format", "kind", "model", "head", "dex_readout", "step", "image_size",
+                 "flip_tta", "outputs", "legal_age", "challenge_age", "face_framing", "till",
+                 "id_policy"]
 
 
 @pytest.fixture(scope="module")
@@ -105,18 +106,17 @@ def _tiny_config(**model_fields):
                                           for name, value in model_fields.items()})
 
 
-@pytest.mark.parametrize("block, style, normalization, head, head_noise, readout", [
+@pytest.mark.parametrize("block, style, normalization, head, head_noise, readout, pool", [
     # caffe's features are in the hundreds
-    ("bottleneck", "keras_v1", "caffe", "dex", 0.002, "mean"),
-    ("basic", "v1.5", "unit", "relu", 0.2, "mean"),
-    ("basic", "keras_v1", "imagenet", "affine", 0.2, "mean"),
-    ("basic", "v1.5", "per_image", "dex", 0.2, "mean"),
-    ("basic", "v1.5", "per_image", "dex", 0.02, "median"),  # soft, so medians differ
+    ("bottleneck", "keras_v1", "caffe", "dex", 0.002, "mean", 3),
+    ("basic", "v1.5", "unit", "relu", 0.2, "mean", 3),
+    ("basic", "keras_v1", "imagenet", "affine", 0.2, "mean", 3),
+    ("basic", "v1.5", "per_image", "dex", 0.2, "mean", 0),  # resnet18_small_input's stem
+    ("basic", "v1.5", "per_image", "dex", 0.02, "median", 3),  # soft, so medians differ
 ])
-def test_onnx_walks_every_block_style_normalisation_head_and_readout(block, style,
-                                                                     normalization, head,
-                                                                     head_noise, readout):
-  architecture = architectures.Architecture(block, (1, 1), width=8)
+def test_onnx_walks_every_stem_block_style_normalisation_head_and_readout(
+    block, style, normalization, head, head_noise, readout, pool):
+  architecture = architectures.Architecture(block, (1, 1), width=8, pool_size=pool)
   predictor = _random_predictor(architecture, head, head_noise, block_style=style,
                                 input_normalization=normalization, dex_readout=readout)
   images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3)).astype(np.uint8)
@@ -148,7 +148,7 @@ def test_onnx_export_script_writes_the_model_and_the_metadata_contract(runs, tmp
   predictor = Predictor.from_workdir(str(runs["dex"]), batch_size=8)
   assert metadata == {
       "format": "ageflax-export-2", "kind": "onnx", "model": "_resnet_tiny", "head": "dex",
-      "step": predictor.step, "image_size": 32, "flip_tta": False,
+      "dex_readout": "median", "step": predictor.step, "image_size": 32, "flip_tta": False,
       "outputs": ["age", "age_spread", "p_under_legal_age"], "legal_age": 18.0,
       "challenge_age": 25.0,
       "face_framing": {"mode": "none", "min_face_fraction": 0.1, "min_score": 0.9},

@@ -91,8 +91,9 @@ def _keras_backbone(keras, model_name: str, image_size: int):
     return layers.ReLU()(x) if relu else x
 
   inputs = keras.Input((image_size, image_size, 3))
-  stem = conv_norm(inputs, architecture.width, architecture.stem_kernel, 2)
-  x = layers.MaxPooling2D(architecture.pool_size, 2, padding="same")(stem)
+  x = conv_norm(inputs, architecture.width, architecture.stem_kernel, 2)
+  if architecture.pool_size:
+    x = layers.MaxPooling2D(architecture.pool_size, 2, padding="same")(x)
   for block in architecture.blocks():
     if architecture.block == "basic":
       y = conv_norm(conv_norm(x, block.width, 3, block.strides), block.out_features, 3,
@@ -127,8 +128,9 @@ def torch_resnet(model_name: str):
                 if block.has_projection else nn.Identity())
     blocks.append(residual(nn.Sequential(*body), shortcut))
   stem = _torch_conv_norm(nn, 3, architecture.width, architecture.stem_kernel, 2)
-  pool = nn.MaxPool2d(architecture.pool_size, 2, (architecture.pool_size - 1) // 2)
-  return nn.Sequential(*stem, pool, *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+  pool = ([nn.MaxPool2d(architecture.pool_size, 2, (architecture.pool_size - 1) // 2)]
+          if architecture.pool_size else [])
+  return nn.Sequential(*stem, *pool, *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                        nn.Linear(architecture.num_features, 1), nn.ReLU(), nn.Flatten(0))
 
 
