@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ageflax.core import atomic_files
 from ageflax.data.label_rows import UNKNOWN_GROUP
@@ -46,7 +46,7 @@ def mean_interval(errors: np.ndarray, confidence: float = CONFIDENCE) -> list[fl
   errors = np.asarray(errors, np.float64)
   if len(errors) < 2:
     return None
-  half = stats.t.ppf((1 + confidence) / 2, len(errors) - 1) * errors.std(ddof=1) / np.sqrt(
+  half = special.stdtrit(len(errors) - 1, (1 + confidence) / 2) * errors.std(ddof=1) / np.sqrt(
       len(errors))
   return [float(errors.mean() - half), float(errors.mean() + half)]
 

@@ -24,7 +24,7 @@ import math
 import re
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ageflax.core.errors import ConfigError
 
@@ -87,15 +87,15 @@ def in_range(ages: np.ndarray, age_range: tuple[int, int]) -> np.ndarray:
 def upper_bound(passed, total: int, confidence: float) -> np.ndarray:
   """The exact one-sided Clopper-Pearson upper bound on a binomial rate."""
   passed = np.asarray(passed, np.float64)
-  bound = stats.beta.ppf(confidence, passed + 1, np.maximum(total - passed, 1))
+  bound = special.betaincinv(passed + 1, np.maximum(total - passed, 1), confidence)
   return np.where(passed >= total, 1.0, bound)
 
 
 def interval(count: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
   """The exact two-sided Clopper-Pearson interval of count/total."""
   tail = (1 - confidence) / 2
-  lower = 0.0 if count == 0 else float(stats.beta.ppf(tail, count, total - count + 1))
-  upper = 1.0 if count == total else float(stats.beta.ppf(1 - tail, count + 1, total - count))
+  lower = 0.0 if count == 0 else float(special.betaincinv(count, total - count + 1, tail))
+  upper = 1.0 if count == total else float(special.betaincinv(count + 1, total - count, 1 - tail))
   return lower, upper
 
 
