@@ -24,7 +24,6 @@ def main(argv: list[str]) -> None:
   loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _ALLOW_CONFIG_CHANGE.value)
 
 
-
 def run() -> None:
   """The console entry point: parses the flags and runs main."""
   common.run(main, __name__)
