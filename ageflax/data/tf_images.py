@@ -14,8 +14,8 @@ def without_autograph(fn: Callable) -> Callable:
   """`fn` as `tf.data` and `tf.function` trace it, without AutoGraph's rewrite.
 
   The pipeline's functions branch and loop on Python values only (config fields, sizes),
-  never on tensors, so the rewrite changes nothing in their graphs; it costs seconds of
-  source transformation at every start of every entry point.
+  never on tensors, so the rewrite would change nothing in their graphs; it would only
+  parse and transform their source again at every start of every entry point.
   """
   return tf.autograph.experimental.do_not_convert(fn)
 
