@@ -74,9 +74,8 @@ def decode_all(records: Sequence[Record], image_size: int, keep: bool
   paths = [r.path for r in records]
   orientations = np.array([r.orientation for r in records], np.int32)
   dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(records)), paths, orientations))
-  dataset = dataset.map(
-      tf_images.without_autograph(lambda i, p, o: (i, tf_images.load_image(p, o, image_size))),
-      num_parallel_calls=AUTOTUNE, deterministic=False)
+  dataset = dataset.map(lambda i, p, o: (i, tf_images.load_image(p, o, image_size)),
+                        num_parallel_calls=AUTOTUNE, deterministic=False)
   dataset = dataset.ignore_errors().batch(256).prefetch(2)
   images = np.zeros((len(records), image_size, image_size, 3), np.uint8) if keep else None
   decoded = np.zeros(len(records), bool)
@@ -169,8 +168,8 @@ def _full_size_chunks(records: Sequence[Record]) -> Iterator[list[tuple[int, np.
     return tf_images.apply_exif_orientation(image, orientation)
 
   dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(records)), paths, orientations))
-  dataset = dataset.map(tf_images.without_autograph(lambda i, s, o: (i, load(s, o))),
-                        num_parallel_calls=AUTOTUNE, deterministic=False)
+  dataset = dataset.map(lambda i, s, o: (i, load(s, o)), num_parallel_calls=AUTOTUNE,
+                        deterministic=False)
   chunk = []
   for index, image in dataset.ignore_errors().prefetch(_FRAMING_CHUNK).as_numpy_iterator():
     chunk.append((int(index), image))

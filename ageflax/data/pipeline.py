@@ -22,15 +22,7 @@ from absl import logging
 
 from ageflax.core import age_stats
 from ageflax.core.errors import DataError
-from ageflax.data import (
-  image_store,
-  label_rows,
-  layouts,
-  photo_sources,
-  record_store,
-  tf_augment,
-  tf_images,
-)
+from ageflax.data import image_store, label_rows, layouts, photo_sources, record_store, tf_augment
 from ageflax.data.augment_spec import AugmentSpec
 from ageflax.data.image_store import ImageStore, create_store
 
@@ -106,11 +98,10 @@ def train_dataset(
 
   first_epoch = start_step // per_epoch
   last_epoch = (num_steps - 1) // per_epoch
-  dataset = tf.data.Dataset.range(first_epoch, last_epoch + 1).flat_map(
-      tf_images.without_autograph(epoch_batches))
+  dataset = tf.data.Dataset.range(first_epoch, last_epoch + 1).flat_map(epoch_batches)
   dataset = dataset.skip(start_step - first_epoch * per_epoch).take(num_steps - start_step)
   load = _train_batch_loader(store, seed, global_batch_size, rows, config)
-  dataset = dataset.map(tf_images.without_autograph(load), num_parallel_calls=AUTOTUNE)
+  dataset = dataset.map(load, num_parallel_calls=AUTOTUNE)
   return _finish(dataset, config)
 
 
@@ -137,7 +128,7 @@ def _record_train_batches(store: record_store.RecordStore, rows_of_epoch, global
   start_step, num_steps, per_epoch = step_range
   augment = AugmentSpec.from_config(config.augment)
   augment_fn = tf.function(lambda images, step_seed: tf_augment.augment_batch(
-      images, step_seed, global_batch_size, rows.start, augment), autograph=False)
+      images, step_seed, global_batch_size, rows.start, augment))
   for epoch in range(start_step // per_epoch, (num_steps - 1) // per_epoch + 1):
     for step, batch_rows in zip(*rows_of_epoch(epoch), strict=True):
       if start_step <= step < num_steps:
@@ -177,8 +168,7 @@ def eval_dataset(
         "index": batch_rows,
     }
 
-  dataset = tf.data.Dataset.from_tensor_slices(host_rows).map(tf_images.without_autograph(load),
-                                                              num_parallel_calls=AUTOTUNE)
+  dataset = tf.data.Dataset.from_tensor_slices(host_rows).map(load, num_parallel_calls=AUTOTUNE)
   return _finish(dataset, config)
 
 

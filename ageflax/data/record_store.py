@@ -67,13 +67,12 @@ class RecordStore:
     for position, members in enumerate(self._splits.values()):
       self._split_position[members] = position
     load = functools.partial(tf_images.load_encoded_image, image_size=image_size)
-    self._decode = tf.function(load, autograph=False).get_concrete_function(
+    self._decode = tf.function(load).get_concrete_function(
         tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32))
     self._decode_batch = tf.function(lambda encoded, orientations: tf.map_fn(
         lambda pair: load(*pair), (encoded, orientations),
         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
-        parallel_iterations=num_threads or os.cpu_count() or 1),
-        autograph=False).get_concrete_function(
+        parallel_iterations=num_threads or os.cpu_count() or 1)).get_concrete_function(
         tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32))
 
   def __len__(self) -> int:

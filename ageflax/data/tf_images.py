@@ -5,19 +5,7 @@ normalisation belongs to the model (it depends on the weights), which also keeps
 host-to-device transfers four times smaller. Augmentation is `tf_augment`'s.
 """
 
-from collections.abc import Callable
-
 import tensorflow as tf
-
-
-def without_autograph(fn: Callable) -> Callable:
-  """`fn` as `tf.data` and `tf.function` trace it, without AutoGraph's rewrite.
-
-  The pipeline's functions branch and loop on Python values only (config fields, sizes),
-  never on tensors, so the rewrite would change nothing in their graphs; it would only
-  parse and transform their source again at every start of every entry point.
-  """
-  return tf.autograph.experimental.do_not_convert(fn)
 
 
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
