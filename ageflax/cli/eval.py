@@ -22,6 +22,7 @@ robustness.csv.
 import functools
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -49,8 +50,10 @@ _SPLIT = flags.DEFINE_enum("split", None, ["all", "train", "validation", "test"]
                            "'validation' for the run's own (its split is reproduced).")
 _STEP = shared_flags.define_step()
 _BATCH_SIZE = shared_flags.define_batch_size("Global batch size; default: eval's.")
-_OUTPUT_DIR = shared_flags.define_output_dir("Where to write the results; default "
-                                             "WORKDIR/eval/STEP.")
+_OUTPUT_DIR = shared_flags.define_output_dir(
+    "Where to write the results; default WORKDIR/eval/STEP/NAME, NAME naming the split, the "
+    "data folder when it is not the run's own and the options that change the figures, "
+    "e.g. 'test', 'test_flip_tta' or 'cacd_all'.")
 _FLIP_TTA = shared_flags.define_flip_tta()
 _IMAGE_SIZE = flags.DEFINE_integer(
     "image_size", None, "Input side in pixels to evaluate at; default: the run's "
@@ -77,6 +80,7 @@ def main(argv: list[str]) -> None:
   mesh = sharding.create_mesh()
   run = restore.restore_run(_WORKDIR.value, _STEP.value, mesh, _DEX_READOUT.value)
   config = run.config
+  own_folder = config.data.dir
   split = _choose_split(config)
   if _BATCH_SIZE.value:
     config.eval.batch_size = _BATCH_SIZE.value
@@ -94,7 +98,8 @@ def main(argv: list[str]) -> None:
   result = _evaluate(split_evaluator, run.variables, data, split, config)
   robustness_report = (_robustness(split_evaluator, run.variables, data, result, split, config,
                                    shifts) if shifts else None)
-  output_dir = _OUTPUT_DIR.value or run_files.eval_dir(_WORKDIR.value, run.step)
+  output_dir = _OUTPUT_DIR.value or run_files.eval_dir(
+      _WORKDIR.value, run.step, _evaluation_name(split, config.data.dir, own_folder))
   policies, protected_ages = _id_policies(result, data.indices(split), config, run.step)
   report.report(result, data, split, run.step, _baseline_median(), config, _FLIP_TTA.value,
                 output_dir, policies, protected_ages, robustness_report)
@@ -165,6 +170,20 @@ def _choose_split(config) -> str:
     print(f"warning: {config.data.dir} is the folder the run trained on; split '{split}' "
           "includes training photos", file=sys.stderr)
   return split
+
+
+def _evaluation_name(split: str, data_dir: str, own_folder: str) -> str:
+  """The default output folder's name: the data folder's when it is not the run's own, the
+  split, and each flag given that changes the figures, e.g. 'cacd_all_flip_tta'."""
+  parts = [] if os.path.abspath(data_dir) == os.path.abspath(own_folder) else [
+      re.sub(r"[^A-Za-z0-9.-]+", "-", os.path.basename(os.path.normpath(data_dir)))]
+  parts.append(split)
+  # (pattern, flag value): a flag left at its default (None, or False) adds nothing.
+  options = (("flip_tta", _FLIP_TTA.value or None), ("{}px", _IMAGE_SIZE.value),
+             ("{}", _DEX_READOUT.value), ("legal_age{:g}", _LEGAL_AGE.value),
+             ("challenge_age{:g}", _CHALLENGE_AGE.value), ("robustness", _ROBUSTNESS.value or None))
+  parts += [pattern.format(value) for pattern, value in options if value is not None]
+  return "_".join(parts)
 
 
 def _baseline_median() -> float | None:

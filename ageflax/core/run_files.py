@@ -10,7 +10,8 @@
   WORKDIR/validation_predicted_vs_true.png  the latest validation's estimates vs true ages
   WORKDIR/tensorboard/         TensorBoard scalars, config, hparams, images and histograms
   WORKDIR/checkpoints/STEP/    Orbax checkpoints; unreadable ones are renamed unreadable_STEP
-  WORKDIR/eval/STEP/           what scripts/eval.py writes (EVAL_OUTPUTS)
+  WORKDIR/eval/STEP/NAME/      what scripts/eval.py writes (EVAL_OUTPUTS); NAME tells the
+                               evaluations of one checkpoint apart (split, data, options)
   WORKDIR/id_policy.json       the calibrated ID-check policy (scripts/calibrate_policy.py)
   WORKDIR/id_policy_tradeoff.png  its trade-off: protected customers passed vs adults asked
 """
@@ -56,6 +57,7 @@ def checkpoints_dir(workdir: str | os.PathLike) -> str:
   return os.path.join(os.path.abspath(workdir), CHECKPOINTS)
 
 
-def eval_dir(workdir: str | os.PathLike, step: int) -> str:
-  """WORKDIR/eval/STEP, where an evaluation of checkpoint `step` goes by default."""
-  return os.path.join(workdir, EVAL, str(step))
+def eval_dir(workdir: str | os.PathLike, step: int, evaluation: str) -> str:
+  """WORKDIR/eval/STEP/`evaluation`, where an evaluation of checkpoint `step` goes by default;
+  `evaluation` names what was evaluated, so that one evaluation never overwrites another's."""
+  return os.path.join(workdir, EVAL, str(step), evaluation)

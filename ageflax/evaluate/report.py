@@ -81,7 +81,16 @@ def _write_outputs(output_dir: str, metrics: dict, data: pipeline.PreparedData,
   if "robustness" in metrics:
     robustness.write_csv(metrics["robustness"], os.path.join(output_dir, run_files.ROBUSTNESS))
     written += (run_files.ROBUSTNESS,)
+  _remove_stale_tables(output_dir, written)
   return written
+
+
+def _remove_stale_tables(output_dir: str, written: tuple[str, ...]) -> None:
+  """Removes an earlier evaluation's optional tables that this one did not write again, so
+  that a folder never mixes two evaluations."""
+  for name in (run_files.GROUPS, run_files.ROBUSTNESS):
+    if name not in written and os.path.exists(os.path.join(output_dir, name)):
+      os.remove(os.path.join(output_dir, name))
 
 
 def _group_breakdown(data: pipeline.PreparedData, indices: np.ndarray, ages: np.ndarray,

@@ -219,3 +219,19 @@ def test_an_input_size_below_16_pixels_is_refused_in_one_line(evaluated):
   line = error_line(run_entry_point(["scripts/eval.py", f"--workdir={workdir}",
                                      "--image_size=4"]))
   assert "flag --image_size=4" in line and ">= 16" in line, line
+
+
+def test_each_evaluation_gets_its_own_default_folder(evaluated, tmp_path):
+  workdir = evaluated[0]
+  own = workdir / "eval" / "4" / "validation"
+  own.mkdir(parents=True)
+  (own / "robustness.csv").write_text("shift,mae\nclean,1.0\n")  # an earlier evaluation's
+  portraits.write_synthetic_faces(tmp_path / "till photos", 12, seed=3, image_size=40)
+  for args in ([], [f"--data_dir={tmp_path / 'till photos'}", "--flip_tta"]):
+    result = run_entry_point(["scripts/eval.py", f"--workdir={workdir}", *args])
+    assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads((own / "eval_metrics.json").read_text())["split"] == "validation"
+  assert not (own / "robustness.csv").exists()
+  other = json.loads((workdir / "eval" / "4" / "till-photos_all_flip_tta" /
+                      "eval_metrics.json").read_text())
+  assert (other["count"], other["flip_tta"], other["split"]) == (12, True, "all")
