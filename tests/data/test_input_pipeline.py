@@ -257,6 +257,27 @@ def test_undecodable_images_are_set_aside_by_name(tmp_path):
   assert "00003.jpg" in (tmp_path / "s").read_text()
 
 
+def test_a_shifted_split_is_the_clean_one_with_only_its_photos_shifted(tmp_path):
+  folder = write_face_folder(tmp_path / "f", 30)
+  _break_huffman_table(folder / "final_files" / "00003.jpg")
+  config = _data_config(folder, max_bad_fraction=0.1, validation_fraction=0.2,
+                        test_fraction=0.2)
+  clean = pipeline.prepare(config, None)
+  shifted = pipeline.prepare(config, None, splits=["test"],
+                             shift=lambda image, index: 255 - image)
+  clean_test = [clean.store.file_names[i] for i in clean.indices("test")]
+  assert [shifted.store.file_names[i] for i in shifted.indices("test")] == clean_test
+  assert len(shifted.store) == len(clean_test) == 6
+  assert len(shifted.indices("train")) == len(shifted.indices("validation")) == 0
+  assert [p.file_name for p in shifted.problems] == ["00003.jpg"]
+  inverted = 255 - _cached(clean, clean.indices("test")).astype(int)
+  assert np.abs(_cached(shifted, shifted.indices("test")) - inverted).mean() < 2
+
+
+def _cached(data: pipeline.PreparedData, indices: np.ndarray) -> np.ndarray:
+  return data.store.gather(tf.constant(indices)).numpy()
+
+
 def test_cache_auto_respects_the_memory_budget():
   config = _data_config("unused", cache="auto", cache_max_gb=1.0)
   assert image_store.cache_fits(1000, 224, config)
