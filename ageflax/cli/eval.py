@@ -80,8 +80,7 @@ def main(argv: list[str]) -> None:
   mesh = sharding.create_mesh()
   run = restore.restore_run(_WORKDIR.value, _STEP.value, mesh, _DEX_READOUT.value)
   config = run.config
-  own_folder = config.data.dir
-  split = _choose_split(config)
+  split, is_own_folder = _choose_split(config)
   if _BATCH_SIZE.value:
     config.eval.batch_size = _BATCH_SIZE.value
   if _IMAGE_SIZE.value:
@@ -99,7 +98,7 @@ def main(argv: list[str]) -> None:
   robustness_report = (_robustness(split_evaluator, run.variables, data, result, split, config,
                                    shifts) if shifts else None)
   output_dir = _OUTPUT_DIR.value or run_files.eval_dir(
-      _WORKDIR.value, run.step, _evaluation_name(split, config.data.dir, own_folder))
+      _WORKDIR.value, run.step, _evaluation_name(split, None if is_own_folder else config.data.dir))
   policies, protected_ages = _id_policies(result, data.indices(split), config, run.step)
   report.report(result, data, split, run.step, _baseline_median(), config, _FLIP_TTA.value,
                 output_dir, policies, protected_ages, robustness_report)
@@ -157,8 +156,9 @@ def _set_alcohol_ages(config) -> None:
   config.eval.legal_age, config.eval.challenge_age = policy.legal_age, policy.challenge_age
 
 
-def _choose_split(config) -> str:
-  """Points the config at the folder to evaluate and picks the split."""
+def _choose_split(config) -> tuple[str, bool]:
+  """Points the config at the folder to evaluate and picks the split; returns the split and
+  whether the folder is the run's own."""
   own_folder = config.data.dir
   if _DATA_DIR.value and os.path.abspath(_DATA_DIR.value) != os.path.abspath(own_folder):
     config.data.dir = _DATA_DIR.value
@@ -169,14 +169,14 @@ def _choose_split(config) -> str:
   if same_folder and split in ("all", "train"):
     print(f"warning: {config.data.dir} is the folder the run trained on; split '{split}' "
           "includes training photos", file=sys.stderr)
-  return split
+  return split, same_folder
 
 
-def _evaluation_name(split: str, data_dir: str, own_folder: str) -> str:
-  """The default output folder's name: the data folder's when it is not the run's own, the
+def _evaluation_name(split: str, other_folder: str | None) -> str:
+  """The default output folder's name: `other_folder`'s (a folder not the run's own), the
   split, and each flag given that changes the figures, e.g. 'cacd_all_flip_tta'."""
-  parts = [] if os.path.abspath(data_dir) == os.path.abspath(own_folder) else [
-      re.sub(r"[^A-Za-z0-9.-]+", "-", os.path.basename(os.path.normpath(data_dir)))]
+  parts = [] if other_folder is None else [
+      re.sub(r"[^A-Za-z0-9.-]+", "-", os.path.basename(os.path.normpath(other_folder)))]
   parts.append(split)
   # (pattern, flag value): a flag left at its default (None, or False) adds nothing.
   options = (("flip_tta", _FLIP_TTA.value or None), ("{}px", _IMAGE_SIZE.value),

@@ -316,7 +316,7 @@ def _prepare_framed(faces: label_rows.LabelledFaces, config: ml_collections.Conf
   like any other (data.bad_rows, data.max_bad_fraction).
   """
   by_split = _split(faces.records, config)
-  records = [r for name in label_rows.SPLITS if name in wanted for r in by_split[name]]
+  records = _records_of(by_split, wanted)
   store, failed = create_store(records, config, shift=shift)
   faces = faces.without(failed)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
@@ -338,7 +338,7 @@ def _prepare_shifted(faces: label_rows.LabelledFaces, config: ml_collections.Con
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   _report_problems(faces, problems_path)
   by_split = _split(faces.records, config)
-  records = [r for name in label_rows.SPLITS if name in wanted for r in by_split[name]]
+  records = _records_of(by_split, wanted)
   store, _ = create_store(records, config, shift=shift)
   return PreparedData(store, _store_indices([r.key for r in records], by_split), faces.problems)
 
@@ -369,6 +369,12 @@ def _split(records: Sequence[label_rows.Record], config: ml_collections.ConfigDi
            ) -> dict[str, tuple[label_rows.Record, ...]]:
   return label_rows.split_records(records, config.validation_fraction, config.test_fraction,
                                   config.split_seed, config.split_by)
+
+
+def _records_of(by_split: dict[str, Sequence[label_rows.Record]], wanted: Sequence[str]
+                ) -> list[label_rows.Record]:
+  """The records of the `wanted` splits, in split order."""
+  return [r for name in label_rows.SPLITS if name in wanted for r in by_split[name]]
 
 
 def _store_indices(store_keys: Sequence[tuple[str, int]],
