@@ -114,13 +114,12 @@ def _evaluate(split_evaluator, variables, data, split: str, config, what: str = 
 
 def _robustness(split_evaluator, variables, data, result, split: str, config,
                 shifts: tuple[str, ...]) -> dict:
-  """The clean row and one row per shift: the split prepared again from shifted photos (as
+  """The clean row and one row per shift: the split made again from shifted photos (as
   the clean one, framing included) and evaluated by the same evaluator."""
   rows = [_robustness_row(robustness.CLEAN, data, result, split)]
   for name in shifts:
-    shifted = pipeline.prepare(config.data, problems_path=None,
-                               splits=None if split == "all" else [split],
-                               shift=functools.partial(till_shifts.apply, name, config.seed))
+    shifted = pipeline.shifted_copy(data, split, config.data,
+                                    functools.partial(till_shifts.apply, name, config.seed))
     shifted_result = _evaluate(split_evaluator, variables, shifted, split, config,
                                f"{name} photos")
     rows.append(_robustness_row(name, shifted, shifted_result, split))

@@ -211,13 +211,16 @@ class PreparedData:
   """A validated data source: the image store and each split's indices into it.
 
   With prepared records the store is a `RecordStore` and `totals` gives the split sizes
-  and statistics the records were written with.
+  and statistics the records were written with. From a folder, `split_records` holds the
+  records each split was drawn with (before framing), from which `shifted_copy` makes a
+  split again without reading the folder a second time.
   """
 
   store: ImageStore | record_store.RecordStore
   splits: dict[str, np.ndarray]
   problems: tuple
   totals: dict[str, float] | None = None
+  split_records: dict[str, tuple[label_rows.Record, ...]] | None = None
 
   def indices(self, split: str) -> np.ndarray:
     """Image-store indices of a split: 'train', 'validation', 'test' or 'all'."""
@@ -255,7 +258,6 @@ def prepare(
     problems_path: str | None,
     process_index: int = 0,
     splits: Sequence[str] | None = None,
-    shift: image_store.PhotoShift | None = None,
 ) -> PreparedData:
   """Reads, validates, decodes and splits `data.dir`, applying the bad-row policy.
 
@@ -268,9 +270,6 @@ def prepare(
       however many hosts there are.
     splits: the splits that will be read (default: all); with face framing on, only
       their photos are framed, the others' indices are left empty.
-    shift: changes each decoded photo at full size, before framing or resizing (a till
-      camera's, `till_shifts`); photo folders only, not prepared records. With `splits`
-      only their photos are shifted, the others' indices are left empty.
 
   Returns:
     The prepared data; skipped rows are logged with their count and names.
@@ -279,26 +278,46 @@ def prepare(
     raise DataError("no data folder: set --config.data.dir=DIR (labels.csv + final_files/, "
                     "or another layout: see data.format)")
   if config.source == "tfds":
-    if shift is not None:
-      raise DataError(f"{config.dir}: prepared records hold photos already resized (and "
-                      "framed); shifted copies are made from a photo folder")
     return _prepare_records(config, problems_path)
   writer_path = problems_path if process_index == 0 else None
   faces = layouts.read_faces(config)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   if config.face_framing.mode == "align":
-    return _prepare_framed(faces, config, writer_path, splits or label_rows.SPLITS, shift)
-  if shift is not None and splits is not None:
-    return _prepare_shifted(faces, config, writer_path, splits, shift)
-  if shift is None and not image_store.cache_fits(len(faces.records), config.image_size, config):
+    return _prepare_framed(faces, config, writer_path, splits or label_rows.SPLITS)
+  if not image_store.cache_fits(len(faces.records), config.image_size, config):
     return _prepare_streamed(faces, config, writer_path, problems_path)
-  store, failed = create_store(faces.records, config, shift=shift)
+  store, failed = create_store(faces.records, config)
   faces = faces.without(failed)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   _report_problems(faces, writer_path)
   by_split = _split(faces.records, config)
   return PreparedData(store, _store_indices([r.key for r in faces.records], by_split),
-                      faces.problems)
+                      faces.problems, split_records=by_split)
+
+
+def shifted_copy(data: PreparedData, split: str, config: ml_collections.ConfigDict,
+                 shift: image_store.PhotoShift) -> PreparedData:
+  """`split` of `data` made again from its photos, each changed by `shift` at full size
+  before framing or resizing (a till camera's, `till_shifts`); the other splits' indices
+  are left empty.
+
+  The photos are those the split was drawn with, in the same order (so `shift` sees the
+  same index for a photo every time), read again from their files; the folder is not
+  listed, checked or split again. Its problems are the photos whose face the shift lost.
+
+  Raises:
+    DataError: `data` came from prepared records, whose photos are already resized.
+  """
+  if data.split_records is None:
+    raise DataError(f"{config.dir}: prepared records hold photos already resized (and "
+                    "framed); shifted copies are made from a photo folder")
+  records = _records_of(data.split_records,
+                        label_rows.SPLITS if split == "all" else [split])
+  store, failed = create_store(records, config, shift=shift)
+  shifted = label_rows.LabelledFaces(config.dir, tuple(records), ()).without(failed)
+  return PreparedData(store, _store_indices([r.key for r in shifted.records],
+                                            data.split_records), shifted.problems,
+                      split_records=data.split_records)
 
 
 def holds_records(directory: str) -> bool:
@@ -307,8 +326,7 @@ def holds_records(directory: str) -> bool:
 
 
 def _prepare_framed(faces: label_rows.LabelledFaces, config: ml_collections.ConfigDict,
-                    problems_path: str | None, wanted: Sequence[str],
-                    shift: image_store.PhotoShift | None = None) -> PreparedData:
+                    problems_path: str | None, wanted: Sequence[str]) -> PreparedData:
   """A folder whose photos are framed by the face normaliser.
 
   The split is drawn before framing, so which photos are held out does not depend on the
@@ -317,30 +335,13 @@ def _prepare_framed(faces: label_rows.LabelledFaces, config: ml_collections.Conf
   """
   by_split = _split(faces.records, config)
   records = _records_of(by_split, wanted)
-  store, failed = create_store(records, config, shift=shift)
+  store, failed = create_store(records, config)
   faces = faces.without(failed)
   label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   _report_problems(faces, problems_path)
   kept = [r.key for r in records if r.key not in failed]
-  return PreparedData(store, _store_indices(kept, by_split), faces.problems)
-
-
-def _prepare_shifted(faces: label_rows.LabelledFaces, config: ml_collections.ConfigDict,
-                     problems_path: str | None, wanted: Sequence[str],
-                     shift: image_store.PhotoShift) -> PreparedData:
-  """A folder without framing whose `wanted` splits' photos are shifted (`till_shifts`).
-
-  The split is the one training drew: after the photos that fail to decode are left out.
-  So every photo is decoded once to find those, keeping no pixels, and only the wanted
-  photos are shifted and cached, a tenth of the folder for a test split.
-  """
-  faces = faces.without(image_store.undecodable(faces.records))
-  label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
-  _report_problems(faces, problems_path)
-  by_split = _split(faces.records, config)
-  records = _records_of(by_split, wanted)
-  store, _ = create_store(records, config, shift=shift)
-  return PreparedData(store, _store_indices([r.key for r in records], by_split), faces.problems)
+  return PreparedData(store, _store_indices(kept, by_split), faces.problems,
+                      split_records=by_split)
 
 
 def _prepare_streamed(faces: label_rows.LabelledFaces, config: ml_collections.ConfigDict,
@@ -355,14 +356,15 @@ def _prepare_streamed(faces: label_rows.LabelledFaces, config: ml_collections.Co
     faces = faces.without(image_store.undecodable(faces.records))
     label_rows.apply_bad_row_policy(faces, config.bad_rows, config.max_bad_fraction)
   _report_problems(faces, writer_path)
-  splits = _store_indices([r.key for r in faces.records], _split(faces.records, config))
+  by_split = _split(faces.records, config)
+  splits = _store_indices([r.key for r in faces.records], by_split)
   store = record_store.RecordStore(
       photo_sources.FilePhotos(faces.records, config.num_threads), splits, config.image_size,
       config.max_bad_fraction, config.num_threads, problems_path, config.dir)
   logging.info("%s: %d photos read from their files by index, decoded at %dx%d per batch "
                "(not cached: data.cache=%r, data.cache_max_gb=%g)", config.dir, len(store),
                config.image_size, config.image_size, config.cache, config.cache_max_gb)
-  return PreparedData(store, splits, faces.problems)
+  return PreparedData(store, splits, faces.problems, split_records=by_split)
 
 
 def _split(records: Sequence[label_rows.Record], config: ml_collections.ConfigDict

@@ -9,6 +9,7 @@ import tensorflow as tf
 from conftest import write_face_folder, write_labels
 from PIL import Image, ImageOps
 
+from ageflax.core.errors import DataError
 from ageflax.data import image_files, image_store, pipeline, record_store, tf_augment, tf_images
 from ageflax.data.augment_spec import AugmentSpec
 from configs import tiny
@@ -263,15 +264,21 @@ def test_a_shifted_split_is_the_clean_one_with_only_its_photos_shifted(tmp_path)
   config = _data_config(folder, max_bad_fraction=0.1, validation_fraction=0.2,
                         test_fraction=0.2)
   clean = pipeline.prepare(config, None)
-  shifted = pipeline.prepare(config, None, splits=["test"],
-                             shift=lambda image, index: 255 - image)
+  shifted = pipeline.shifted_copy(clean, "test", config, lambda image, index: 255 - image)
   clean_test = [clean.store.file_names[i] for i in clean.indices("test")]
   assert [shifted.store.file_names[i] for i in shifted.indices("test")] == clean_test
   assert len(shifted.store) == len(clean_test) == 6
   assert len(shifted.indices("train")) == len(shifted.indices("validation")) == 0
-  assert [p.file_name for p in shifted.problems] == ["00003.jpg"]
+  assert shifted.problems == ()
   inverted = 255 - _cached(clean, clean.indices("test")).astype(int)
   assert np.abs(_cached(shifted, shifted.indices("test")) - inverted).mean() < 2
+
+
+def test_prepared_records_give_no_shifted_copy(tmp_path):
+  records_data = pipeline.PreparedData(store=None, splits={}, problems=())
+  with pytest.raises(DataError, match=r"records hold photos already resized"):
+    pipeline.shifted_copy(records_data, "test", _data_config(tmp_path),
+                          lambda image, index: image)
 
 
 def _cached(data: pipeline.PreparedData, indices: np.ndarray) -> np.ndarray:
