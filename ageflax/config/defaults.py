@@ -111,6 +111,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.huber_delta = 5.0  # Huber loss: quadratic within this many years.
   train.age_balance = 0.0  # Weight each photo by its age's smoothed density ^ -this (0: off).
   train.ema_decay = 0.0  # Validate, keep and export a moving average of the weights (0: off).
+  train.mixup_alpha = 0.0  # Blend photos and their losses in pairs, weights ~ Beta(a, a) (0: off).
   train.log_every_steps = 50  # Progress line and summaries every this many steps.
 
   config.eval = ml_collections.ConfigDict()

@@ -181,6 +181,7 @@ FIELDS: dict[str, OneOf | Number | Kind] = {
     "train.huber_delta": Number(0.0, 1000.0, low_open=True),
     "train.age_balance": Number(0.0, 1.0),
     "train.ema_decay": Number(0.0, 1.0, high_open=True),
+    "train.mixup_alpha": Number(0.0),
     "train.log_every_steps": _COUNT,
     "eval.batch_size": _COUNT,
     "eval.every_epochs": _POSITIVE,

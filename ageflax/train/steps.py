@@ -21,6 +21,7 @@ from ageflax.core import sharding
 from ageflax.data import jax_augment
 from ageflax.data.augment_spec import AugmentSpec
 from ageflax.model import dex, pretrained, resnet
+from ageflax.train import mixup
 
 # On the predicted age, for any head but 'dex' (which trains with `dex.cross_entropy`); the
 # config schema lists them with 'dex' as `train.loss`'s values.
@@ -121,6 +122,7 @@ def train_step(
     label_sigma: float = 0.0,
     age_weights: jax.Array | None = None,
     ema_decay: float = 0.0,
+    mixup_alpha: float = 0.0,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a global batch; returns the new state and batch metrics.
 
@@ -131,22 +133,29 @@ def train_step(
   (`state.ema`) moves it towards the new weights (see `moving_average`).
 
   With `augment` (the spec of `data.augment`), the uint8 images are augmented first, each
-  with randomness drawn from (seed, state.step, its row in the global batch).
+  with randomness drawn from (seed, state.step, its row in the global batch). With
+  `mixup_alpha` > 0 they are then blended in pairs, and so are their losses (`mixup`); the
+  MAE reported is then against the blended ages.
   """
-  images = batch["image"]
+  images, ages = batch["image"], batch["age"]
   if augment is not None:
     images = jax_augment.augment_batch(images, seed, state.step, augment)
+  blend = None
+  if mixup_alpha:
+    blend = mixup.blend_weights(seed, state.step, images.shape[0], mixup_alpha)
+    images = mixup.blend_images(images, blend)
 
-  loss_fn = functools.partial(_mean_loss, images=images, ages=batch["age"], graphdef=graphdef,
+  loss_fn = functools.partial(_mean_loss, images=images, ages=ages, graphdef=graphdef,
                               loss=loss, huber_delta=huber_delta, label_sigma=label_sigma,
-                              age_weights=age_weights)
+                              age_weights=age_weights, blend=blend)
   (loss_value, (predictions, batch_stats)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params, state.batch_stats)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = {
       "loss": loss_value,
-      "mae": jnp.mean(jnp.abs(predictions - batch["age"])),
+      "mae": jnp.mean(jnp.abs(predictions - (
+          ages if blend is None else mixup.blend_ages(ages, blend)))),
       "grad_norm": optax.global_norm(grads),
   }
   trained = TrainState(state.step + 1, params, batch_stats, opt_state)
@@ -168,19 +177,25 @@ def moving_average(average, new, step: jax.Array, decay: float):
 
 
 def _mean_loss(params, batch_stats, *, images, ages, graphdef, loss, huber_delta, label_sigma,
-               age_weights):
-  """The batch's mean (age-weighted) training loss, and (predicted ages, updated BatchNorm
-  statistics)."""
+               age_weights, blend):
+  """The batch's mean (age-weighted, with `blend` blended) training loss, and (predicted
+  ages, updated BatchNorm statistics)."""
   model = nnx.merge(graphdef, params, batch_stats, copy=True)
   outputs = model.head_outputs(images, train=True)
   predictions = model.ages_from_outputs(outputs)
-  if loss == "dex":
-    losses = dex.cross_entropy(outputs, ages, label_sigma)
-  else:
-    losses = per_example_loss(predictions, ages, loss, huber_delta)
-  if age_weights is not None:
-    years = jnp.clip(jnp.round(ages).astype(jnp.int32), 0, age_weights.shape[0] - 1)
-    losses = losses * age_weights[years]
+
+  def losses_against(target_ages):
+    if loss == "dex":
+      losses = dex.cross_entropy(outputs, target_ages, label_sigma)
+    else:
+      losses = per_example_loss(predictions, target_ages, loss, huber_delta)
+    if age_weights is None:
+      return losses
+    years = jnp.clip(jnp.round(target_ages).astype(jnp.int32), 0, age_weights.shape[0] - 1)
+    return losses * age_weights[years]
+
+  losses = (losses_against(ages) if blend is None
+            else mixup.blend_losses(losses_against, ages, blend))
   return jnp.mean(losses), (predictions, nnx.state(model, nnx.BatchStat))
 
 
@@ -197,7 +212,8 @@ def jit_train_step(
 
   The step augments its batch when `augment_config` (`data.augment`) has placement
   'device'; `seed` is the training seed its randomness starts from; `age_weights` weight
-  the loss (see `train_step`); `train.ema_decay` is the moving average's.
+  the loss (see `train_step`); `train.ema_decay` is the moving average's and
+  `train.mixup_alpha` mixup's.
   """
   augment = None if augment_config is None else AugmentSpec.from_config(augment_config)
   step = functools.partial(train_step, graphdef=graphdef, optimizer=optimizer,
@@ -205,7 +221,8 @@ def jit_train_step(
                            augment=augment if augment and augment.on_device else None, seed=seed,
                            label_sigma=train_config.label_sigma,
                            age_weights=None if age_weights is None else jnp.asarray(age_weights),
-                           ema_decay=train_config.ema_decay)
+                           ema_decay=train_config.ema_decay,
+                           mixup_alpha=train_config.mixup_alpha)
   replicated = sharding.replicated(mesh)
   return jax.jit(step, in_shardings=(replicated, sharding.batch_sharding(mesh)),
                  out_shardings=(replicated, replicated), donate_argnums=0)

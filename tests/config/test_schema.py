@@ -117,6 +117,8 @@ def test_allowed_names_are_the_ones_the_code_implements():
      "--config.train.label_sigma must be a finite number in [0, 100], not -1.0"),
     (dict(model__head="relu", train__loss="l1", train__label_sigma=2.0),
      "--config.train.label_sigma=2.0 smooths the labels of --config.train.loss='dex' only"),
+    (dict(train__mixup_alpha=-0.2),
+     "--config.train.mixup_alpha must be a finite number >= 0, not -0.2"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_field(fields, message):
   assert message in _error(**fields)
