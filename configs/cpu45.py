@@ -25,5 +25,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.augment.rotation_degrees = 5.0
   config.data.augment.shift_fraction = 0.03
   config.data.augment.zoom_fraction = 0.03
-  config.train.num_epochs = 10.0  # 43 minutes on 2 cores at about 70 images/s.
+  # One cycle: a linear warm-up over the first 30% of the steps to a 1.5x higher peak, then
+  # cosine to 0. Won the lever table (README "Accuracy levers"): validation 4.98 against 5.01.
+  config.optim.warmup_epochs = 3.0
+  config.optim.learning_rate = 3e-3
+  config.train.num_epochs = 10.0  # 40 minutes on 2 cores at about 75 images/s.
   return config
