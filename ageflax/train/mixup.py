@@ -31,9 +31,7 @@ def blend_weights(seed: int, step: jax.Array, batch_size: int, alpha: float) -> 
 def blend_images(images: jax.Array, weights: jax.Array) -> jax.Array:
   """weight x each image + (1 - weight) x the next one of the batch (the last's next is the
   first); float32 pixels in the images' range, which the model takes as it takes uint8."""
-  pixels = images.astype(jnp.float32)
-  share = weights[:, None, None, None]
-  return share * pixels + (1.0 - share) * _next(pixels)
+  return _blend(images.astype(jnp.float32), weights[:, None, None, None])
 
 
 def blend_losses(loss_for: Callable[[jax.Array], jax.Array], ages: jax.Array,
@@ -45,7 +43,12 @@ def blend_losses(loss_for: Callable[[jax.Array], jax.Array], ages: jax.Array,
 
 def blend_ages(ages: jax.Array, weights: jax.Array) -> jax.Array:
   """The blended photos' ages, for the training MAE the progress line reports."""
-  return weights * ages + (1.0 - weights) * _next(ages)
+  return _blend(ages, weights)
+
+
+def _blend(values: jax.Array, weights: jax.Array) -> jax.Array:
+  """weights x each row + (1 - weights) x the next row (`weights` broadcast over a row)."""
+  return weights * values + (1.0 - weights) * _next(values)
 
 
 def _next(values: jax.Array) -> jax.Array:
