@@ -10,7 +10,6 @@ def get_config() -> ml_collections.ConfigDict:
   config = cpu.get_config()
   config.data.validation_fraction = 0.1  # 2,132 of the real faces: enough to pick a checkpoint.
   config.data.test_fraction = 0.1  # Held out from training and model selection.
-  config.data.split_by = "content"  # Copies of a photo never straddle train and held-out.
   config.model.conv_impl = "matmul"  # 1.2x faster than 'auto' on this network (README).
   # The head that won the comparison on the real faces (README, scripts/compare_heads.sh),
   # spelled out so that this run stays what the README measured.
