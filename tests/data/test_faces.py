@@ -142,8 +142,10 @@ def test_a_framed_run_evaluates_and_names_the_photos_without_a_face(tmp_path):
   framing = ["--config.data.face_framing.mode=align", "--config.data.max_bad_fraction=0.5"]
   trained = run_entry_point(tiny_train_args(root, tmp_path / "run", *framing))
   assert trained.returncode == 0, trained.stderr[-3000:]
+  # Every photo of the folder, whichever split the photo without a face fell into.
   result = run_entry_point(["scripts/eval.py", f"--workdir={tmp_path / 'run'}",
-                            f"--data_dir={root}", f"--output_dir={tmp_path / 'eval'}"])
+                            f"--data_dir={root}", "--split=all",
+                            f"--output_dir={tmp_path / 'eval'}"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "photos without a usable face" in result.stdout
   assert "wall.jpg" in (tmp_path / "eval" / "skipped_rows.csv").read_text()
