@@ -2,8 +2,8 @@
 
 The training loop's validation and `scripts/eval.py` share one `Evaluator`, built around
 `ageflax.model.predict`'s prediction function (with optional flip test-time augmentation).
-`detailed_metrics` adds what the per-photo predictions tell:
-CS@5, error per age band and the alcohol check; `format_report` prints them. It never
+`detailed_metrics` adds what the per-photo predictions tell: CS@5, how well they order the
+photos, error per age band and the alcohol check; `format_report` prints them. It never
 imports TensorFlow: batches arrive as numpy dicts from any iterable.
 """
 
@@ -136,8 +136,9 @@ def detailed_metrics(
     challenge_age: photos estimated younger than this are asked for ID (Challenge 25).
 
   Returns:
-    {'cs5', 'age_bands', 'alcohol_check'}: a share, one entry per band (mae and mean_error
-    None where the band is empty), and the alcohol check's shares with their counts.
+    {'cs5', 'ranking', 'age_bands', 'alcohol_check'}: a share, `ranking`'s figures, one
+    entry per band (mae and mean_error None where the band is empty), and the alcohol
+    check's shares with their counts.
   """
   ages = np.asarray(ages, np.float64)
   predictions = np.asarray(predictions, np.float64)
@@ -146,9 +147,28 @@ def detailed_metrics(
   errors = predictions - ages
   return {
       f"cs{CS_YEARS}": float(np.mean(np.abs(errors) <= CS_YEARS)),
+      "ranking": ranking(ages, predictions),
       "age_bands": band_errors(ages, errors),
       "alcohol_check": alcohol_check(ages, predictions, legal_age, challenge_age),
   }
+
+
+def ranking(ages: np.ndarray, predictions: np.ndarray) -> dict:
+  """How much of the error a recalibration of the estimates could remove, and how much
+  needs a model that orders the photos better.
+
+  Returns:
+    {'pearson_r', 'refit_mae'}: the correlation of estimates and true ages, and the MAE
+    after the least-squares affine map of the estimates onto these same photos' ages (an
+    in-sample figure, never a model: with r low, no monotone correction of the estimates
+    comes near the MAE of a split the model ranks well). Both None when the ages or the
+    estimates are all equal.
+  """
+  if np.std(ages) == 0 or np.std(predictions) == 0:
+    return {"pearson_r": None, "refit_mae": None}
+  slope, intercept = np.polyfit(predictions, ages, 1)
+  return {"pearson_r": float(np.corrcoef(predictions, ages)[0, 1]),
+          "refit_mae": float(np.mean(np.abs(slope * predictions + intercept - ages)))}
 
 
 def band_errors(ages: np.ndarray, errors: np.ndarray) -> list[dict]:
@@ -193,7 +213,8 @@ def _share_of(hits: np.ndarray, among: np.ndarray) -> dict:
 def format_report(metrics: dict) -> str:
   """The report's lines after the MAE and baseline lines: errors, bands, alcohol check."""
   lines = [f"RMSE {metrics['rmse']:.2f} | CS@{CS_YEARS} {_percent(metrics[f'cs{CS_YEARS}'])} "
-           f"| mean signed error {metrics['mean_error']:+.2f} years | flip TTA "
+           + _ranking_text(metrics.get("ranking"))
+           + f"| mean signed error {metrics['mean_error']:+.2f} years | flip TTA "
            f"{'on' if metrics.get('flip_tta') else 'off'}"
            + (f" | input {metrics['image_size']} px" if "image_size" in metrics else "")
            + (f" | dex {metrics['dex_readout']}" if "dex_readout" in metrics else ""),
@@ -213,6 +234,13 @@ def format_report(metrics: dict) -> str:
             _share_line(f"{TEEN_FIRST_AGE}-{TEEN_LAST_AGE}, estimated under {challenge} "
                         f"(bar: {_percent(TEEN_BAR)})", check["teens_under_challenge"])]
   return "\n".join(lines)
+
+
+def _ranking_text(figures: dict | None) -> str:
+  if not figures or figures["pearson_r"] is None:
+    return ""
+  return (f"| r {figures['pearson_r']:.3f} (affine refit MAE {figures['refit_mae']:.2f}, "
+          "in sample) ")
 
 
 def _share_line(label: str, entry: dict) -> str:

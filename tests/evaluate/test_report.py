@@ -50,6 +50,24 @@ def test_cs5_and_error_per_band_with_an_empty_band():
   assert sum(b["count"] for b in metrics["age_bands"]) == len(PHOTOS)
 
 
+def test_ranking_separates_a_compressed_scale_from_a_noisy_order():
+  ages = np.array([15.0, 25, 35, 45, 55])
+  # Pulled halfway to 35: biased at both ends, yet a recalibration removes all of it.
+  compressed = evaluator.ranking(ages, 35 + (ages - 35) / 2)
+  assert compressed["pearson_r"] == pytest.approx(1.0)
+  assert compressed["refit_mae"] == pytest.approx(0.0, abs=1e-9)
+  # The right scale, the order scrambled: no affine map brings the error down to 0.
+  scrambled = evaluator.ranking(ages, np.array([35.0, 15, 55, 25, 45]))
+  assert scrambled["pearson_r"] == pytest.approx(0.3)
+  assert scrambled["refit_mae"] > 10
+  assert evaluator.ranking(ages, np.full(5, 30.0)) == {"pearson_r": None, "refit_mae": None}
+  text = evaluator.format_report(dict(
+      evaluator.metrics_from_sums({"sum_abs_error": 1.0, "sum_squared_error": 1.0,
+                                   "sum_error": 0.0, "count": 5}),
+      **evaluator.detailed_metrics(ages, 35 + (ages - 35) / 2, 18, 25)))
+  assert "| r 1.000 (affine refit MAE 0.00, in sample) |" in text
+
+
 def test_alcohol_check_counts():
   ages, predictions = _hand_made()
   check = evaluator.detailed_metrics(ages, predictions, 18, 25)["alcohol_check"]
